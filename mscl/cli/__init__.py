@@ -1,0 +1,1 @@
+"""The Typer command-line interface: a thin shell over typed Python functions."""

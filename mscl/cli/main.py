@@ -1,0 +1,63 @@
+"""The ``mscl`` Typer app: global options, the error boundary, and command registration."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mscl import __version__
+from mscl.errors import MsclError
+
+
+class ErrorBoundaryGroup(TyperGroup):
+    """Turns every :class:`MsclError` into one line on stderr and exit code 2 (traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MsclError as exc:
+            if (ctx.obj or {}).get("debug") or os.environ.get("MSCL_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+app = typer.Typer(
+    cls=ErrorBoundaryGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Continual learning of MS lesion segmentation across hospitals.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mscl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """mscl: prepare | train | evaluate | report."""
+    ctx.obj = {"debug": debug}
+
+
+def _register() -> None:
+    from mscl.cli import config_cmd, prepare
+
+    app.add_typer(config_cmd.app, name="config")
+    app.command("prepare")(prepare.prepare)
+
+
+_register()

@@ -1,0 +1,335 @@
+"""The experiment configuration: pydantic models, shipped presets, YAML files and CLI overrides.
+
+Resolution order (later wins): preset YAML shipped in ``mscl/presets`` -> user YAML file -> ``--set``
+overrides and dedicated CLI flags. The merged mapping is validated once into :class:`ExperimentConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mscl.errors import ConfigError
+
+PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
+DEFAULT_PRESET = "quick"
+
+Triple = tuple[float, float, float]
+IntTriple = tuple[int, int, int]
+
+
+class StrictModel(BaseModel):
+    """Base model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(StrictModel):
+    """How raw images become a prepared dataset directory (stage contract 1)."""
+
+    spacing: Triple = Field((1.0, 1.0, 1.0), description="Target voxel spacing in mm.")
+    crop_margin_mm: float = Field(5.0, ge=0, description="Margin around the brain bounding box.")
+    normalization: Literal["zscore", "percentile"] = "zscore"
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    split_seed: int = Field(0, ge=0)
+    format: Literal["zarr", "hdf5"] = "zarr"
+    workers: int = Field(1, ge=1)
+    labels_dir: str = Field("labels", description="BIDS derivatives folder holding lesion masks.")
+    label_suffix: str = Field("_mask", description="Suffix after the image stem in a mask file name.")
+    center_column: str = Field("site", description="participants.tsv column naming the center.")
+    label_tolerance: float = Field(1e-3, ge=0, lt=0.5, description="Allowed excursion outside [0, 1].")
+
+    @field_validator("spacing")
+    @classmethod
+    def _positive_spacing(cls, value: Triple) -> Triple:
+        if any(s <= 0 for s in value):
+            raise ValueError("every spacing must be > 0")
+        return value
+
+
+class SyntheticConfig(StrictModel):
+    """The synthetic multi-center generator (``mscl prepare --synthetic``)."""
+
+    spacing_mm: float = Field(3.0, gt=0, le=8)
+    count_scale: float = Field(0.25, ge=0, le=1, description="Fraction of the paper's subject counts.")
+    min_per_center: int = Field(3, ge=1)
+    max_per_center: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> SyntheticConfig:
+        if self.max_per_center is not None and self.max_per_center < self.min_per_center:
+            raise ValueError("max_per_center must be >= min_per_center")
+        return self
+
+
+class ModelConfig(StrictModel):
+    """The residual 3D UNet (MONAI) and its output head."""
+
+    channels: tuple[int, ...] = Field((32, 64, 128, 256), min_length=2)
+    num_res_units: int = Field(2, ge=0)
+    norm: Literal["instance", "batch"] = "instance"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    activation: Literal["normrelu", "sigmoid"] = "normrelu"
+
+    @field_validator("channels")
+    @classmethod
+    def _positive_channels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(c < 1 for c in value):
+            raise ValueError("every channel count must be >= 1")
+        return value
+
+    @property
+    def levels(self) -> int:
+        """Number of down-sampling steps."""
+        return len(self.channels) - 1
+
+
+class TrainConfig(StrictModel):
+    """One training stage."""
+
+    epochs: int = Field(150, ge=1)
+    max_epochs: int | None = Field(None, ge=1, description="Cap on epochs for shortened runs.")
+    patch_size: IntTriple = (64, 64, 64)
+    patches_per_case: int = Field(4, ge=1)
+    cases_per_step: int = Field(4, ge=1)
+    lesion_fraction: float = Field(0.5, ge=0, le=1, description="Share of patches centred on lesion.")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-5, ge=0)
+    scheduler_step: int = Field(50, ge=1)
+    scheduler_gamma: float = Field(0.5, gt=0, le=1)
+    flips: bool = True
+    rotations: bool = True
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    device: str = "auto"
+    deterministic: bool = True
+
+    @field_validator("patch_size")
+    @classmethod
+    def _positive_patch(cls, value: IntTriple) -> IntTriple:
+        if any(p < 1 for p in value):
+            raise ValueError("every patch size must be >= 1")
+        return value
+
+
+class StrategyConfig(StrictModel):
+    """What each stage trains on and what it carries over."""
+
+    name: Literal["single", "finetune", "replay", "joint", "cumulative"] = "replay"
+    carry_over: Literal["full", "encoder"] = "full"
+
+
+class MemoryConfig(StrictModel):
+    """Replay memory: backend, quota, selection."""
+
+    backend: str = "ram"
+    per_center_quota: int = Field(20, ge=1)
+    byte_budget: int | None = Field(None, ge=1)
+    selection: Literal["random", "lesion_stratified"] = "random"
+    compression: bool = True
+    path: Path | None = None
+
+
+class ProtocolConfig(StrictModel):
+    """Domain order, centers and seeds."""
+
+    order: str = Field("descending", description="descending, random, or a comma-separated center list.")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    order_seed: int | None = Field(None, ge=0, description="Seed of random orders; defaults to the seed.")
+    centers: list[str] | None = Field(None, description="Subset of centers; default all.")
+
+    @field_validator("seeds")
+    @classmethod
+    def _non_negative_seeds(cls, value: list[int]) -> list[int]:
+        if any(s < 0 for s in value):
+            raise ValueError("seeds must be >= 0")
+        return value
+
+
+class EvalConfig(StrictModel):
+    """Sliding-window evaluation after every stage."""
+
+    overlap: float = Field(0.25, ge=0, lt=1)
+    window_batch: int = Field(8, ge=1)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    empty_policy: Literal["one", "zero", "skip"] = Field(
+        "one", description="Dice when prediction and label are both empty."
+    )
+
+
+class TrackingConfig(StrictModel):
+    """MLflow tracking."""
+
+    uri: str | None = Field(None, description="Default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
+    experiment: str = "mscl"
+    system_metrics: bool = False
+
+
+class ExperimentConfig(StrictModel):
+    """The whole experiment: every knob of prepare, train, evaluate."""
+
+    preset: str | None = None
+    data: DataConfig = Field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _patch_fits_unet(self) -> ExperimentConfig:
+        factor = 2**self.model.levels
+        bad = [p for p in self.train.patch_size if p % factor]
+        if bad:
+            raise ValueError(
+                f"train.patch_size {list(self.train.patch_size)} must be divisible by 2**levels = {factor} "
+                f"(model.channels has {len(self.model.channels)} entries)"
+            )
+        return self
+
+    def to_yaml(self) -> str:
+        """The resolved configuration as YAML (tuples as lists, paths as strings)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def flat(self) -> dict[str, str]:
+        """Flattened ``section.key -> value`` strings, as logged to MLflow params."""
+        return {key: str(value) for key, value in _flatten(self.model_dump(mode="json")).items()}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def preset_mapping(name: str) -> dict[str, Any]:
+    """The raw mapping of a shipped preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    text = resources.files("mscl.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text) or {}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, failing with one clear line."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of sections, not {type(loaded).__name__}")
+    return loaded
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; nested mappings merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn ``train.epochs=3`` into ``{"train": {"epochs": 3}}`` (the value is parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    tree: dict[str, Any] = {}
+    node = tree
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: Iterable[str | Mapping[str, Any]] = (),
+) -> ExperimentConfig:
+    """Resolve preset, file and overrides into one validated :class:`ExperimentConfig`.
+
+    Args:
+        preset: Name of a shipped preset; defaults to the file's ``preset`` key, then ``quick``.
+        config_file: Optional YAML file with any subset of the sections.
+        overrides: ``section.key=value`` strings or nested mappings, applied in order.
+
+    Raises:
+        ConfigError: naming every invalid field as ``section.key: problem``.
+    """
+    user = read_yaml(config_file) if config_file is not None else {}
+    name = preset or user.get("preset") or DEFAULT_PRESET
+    merged = deep_merge(preset_mapping(name), user)
+    for override in overrides:
+        merged = deep_merge(merged, parse_override(override) if isinstance(override, str) else override)
+    merged["preset"] = name
+    return validate_mapping(merged, source=str(config_file) if config_file else f"preset {name}")
+
+
+def validate_mapping(mapping: Mapping[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a merged mapping, raising :class:`ConfigError` listing every problem."""
+    try:
+        return ExperimentConfig.model_validate(mapping)
+    except ValidationError as exc:
+        problems = config_problems(exc)
+        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def config_problems(exc: ValidationError) -> list[str]:
+    """One ``dotted.path: message`` line per validation error."""
+    return [f"{_location(err['loc'])}: {_message(err)}" for err in exc.errors()]
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    path = ".".join(str(part) for part in loc)
+    return path or "config"
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "extra_forbidden": "unknown key",
+    "missing": "required",
+    "literal_error": "must be one of {expected}",
+    "too_short": "needs at least {min_length} items",
+}
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    template = _MESSAGES.get(err["type"])
+    ctx = err.get("ctx") or {}
+    if template:
+        try:
+            return template.format(**ctx)
+        except KeyError:
+            pass
+    message = str(err["msg"])
+    return message.removeprefix("Value error, ")

@@ -1,0 +1,1 @@
+"""Training engine: loss, one-stage trainer, sliding-window inference, metrics."""

@@ -1,0 +1,25 @@
+"""Errors a user can cause. The CLI turns each into one line on stderr and exit code 2."""
+
+
+class MsclError(Exception):
+    """Base class of every error caused by user input (files, options, configs)."""
+
+
+class ConfigError(MsclError):
+    """An experiment configuration is invalid; the message names every offending field."""
+
+
+class DataError(MsclError):
+    """An input image, label, manifest or dataset directory is missing, corrupt or inconsistent."""
+
+
+class MemoryBackendError(MsclError):
+    """A replay memory store cannot be opened, written or found."""
+
+
+class MemoryCorrupted(MemoryBackendError):
+    """A replay memory sample failed its checksum."""
+
+
+class TrackingError(MsclError):
+    """The MLflow tracking store is unreachable or holds something unexpected."""

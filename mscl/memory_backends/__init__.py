@@ -1,0 +1,1 @@
+"""Replay memory: the MemoryBackend contract, its registered backends and the replay policy."""

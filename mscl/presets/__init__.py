@@ -1,0 +1,1 @@
+"""Shipped experiment presets: tiny (CI), quick (CPU demo), paper (the paper's settings)."""

@@ -1,0 +1,1 @@
+"""The continual protocol: domain orders, the stage loop that fills R, and continual metrics."""

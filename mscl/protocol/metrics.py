@@ -1,0 +1,76 @@
+"""Continual-learning metrics over an R matrix.
+
+``R`` has one row per training stage (in training order) and one column per center (canonical order).
+``R[i, j]`` is the test Dice on center ``j`` after stage ``i``; ``order[i]`` is the center trained at stage
+``i``; ``baseline[j]`` is the untrained model's Dice on center ``j``. With ``K`` stages and ``s(c)`` the
+stage at which center ``c`` was trained (0-based below, 1-based in PROTOCOL.md):
+
+- BWT = 1/(K-1) * sum_{i<K-1} (R[K-1, c_i] - R[i, c_i])            (mean over the first K-1 stages)
+- per-center BWT(c) = R[K-1, c] - R[s(c), c]                          (0 for the last center)
+- ACC = mean_j R[K-1, j]                                              (final row, all centers)
+- FWT = 1/(K-1) * sum_{i>=1} (R[i-1, c_i] - baseline[c_i])            (zero-shot gain before training on c_i)
+- forgetting = 1/(K-1) * sum_{i<K-1} (max_{s(c_i)<=l<K-1} R[l, c_i] - R[K-1, c_i])
+- zero-shot mean after stage i = mean_j R[i, j]                       (seen and unseen centers alike)
+
+NaN entries (a center whose every test case was skipped) are ignored by the means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _stage_columns(order: Sequence[str], centers: Sequence[str]) -> list[int]:
+    missing = [c for c in order if c not in centers]
+    if missing:
+        raise ValueError(f"order names centers missing from the columns: {missing}")
+    return [list(centers).index(c) for c in order]
+
+
+def _check(r: np.ndarray, order: Sequence[str]) -> np.ndarray:
+    r = np.asarray(r, dtype=float)
+    if r.ndim != 2 or r.shape[0] != len(order):
+        raise ValueError(f"R must have one row per stage: shape {r.shape}, {len(order)} stages")
+    return r
+
+
+def per_center_bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> dict[str, float]:
+    """``R[K-1, c] - R[s(c), c]`` for every trained center ``c``."""
+    r = _check(r, order)
+    cols = _stage_columns(order, centers)
+    return {center: float(r[-1, col] - r[i, col]) for i, (center, col) in enumerate(zip(order, cols))}
+
+
+def bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> float:
+    """Backward transfer: mean per-center BWT over the first K-1 stages (NaN when K < 2)."""
+    values = list(per_center_bwt(r, order, centers).values())[:-1]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
+def acc(r: np.ndarray) -> float:
+    """Average accuracy: mean of the final row over all centers."""
+    return float(np.nanmean(np.asarray(r, dtype=float)[-1]))
+
+
+def fwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str], baseline: Sequence[float]) -> float:
+    """Forward transfer against the untrained baseline (NaN when K < 2)."""
+    r = _check(r, order)
+    cols = _stage_columns(order, centers)
+    base = np.asarray(baseline, dtype=float)
+    values = [r[i - 1, cols[i]] - base[cols[i]] for i in range(1, len(order))]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
+def forgetting(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> float:
+    """Mean drop from the best earlier score to the final score, over the first K-1 centers."""
+    r = _check(r, order)
+    cols = _stage_columns(order, centers)
+    values = [np.nanmax(r[i:-1, col]) - r[-1, col] for i, col in enumerate(cols[:-1])]
+    return float(np.nanmean(values)) if values else float("nan")
+
+
+def zero_shot_means(r: np.ndarray) -> list[float]:
+    """Mean of every row: zero-shot test Dice after each stage over all centers."""
+    return [float(v) for v in np.nanmean(np.asarray(r, dtype=float), axis=1)]

@@ -1,0 +1,1 @@
+"""Continual-learning strategies: what data a stage sees and what it carries over."""
