@@ -1,0 +1,80 @@
+"""The experiment configuration: presets, files, overrides, validation messages."""
+
+from pathlib import Path
+
+import pytest
+
+from mscl.config import PRESETS, ExperimentConfig, load_config, parse_override
+from mscl.errors import ConfigError
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_validates(preset: str) -> None:
+    cfg = load_config(preset)
+    assert cfg.preset == preset
+    assert all(p % 2**cfg.model.levels == 0 for p in cfg.train.patch_size)
+
+
+def test_paper_preset_has_the_paper_settings() -> None:
+    cfg = load_config("paper")
+    assert cfg.model.channels == (32, 64, 128, 256)
+    assert cfg.train.patch_size == (64, 64, 64)
+    assert (cfg.train.patches_per_case, cfg.train.cases_per_step) == (4, 4)
+    assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.epochs) == (1e-4, 1e-5, 150)
+    assert (cfg.train.scheduler_step, cfg.train.scheduler_gamma) == (50, 0.5)
+    assert cfg.memory.per_center_quota == 20
+    assert cfg.protocol.seeds == list(range(9))
+
+
+def test_file_then_overrides_win_over_preset(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("preset: tiny\ntrain:\n  epochs: 7\nstrategy:\n  name: finetune\n")
+    cfg = load_config(config_file=path, overrides=["train.epochs=9", {"memory": {"backend": "zarr"}}])
+    assert cfg.preset == "tiny"
+    assert cfg.train.epochs == 9
+    assert cfg.strategy.name == "finetune"
+    assert cfg.memory.backend == "zarr"
+    assert cfg.model.channels == load_config("tiny").model.channels
+
+
+def test_problems_are_reported_with_their_path(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  epochs: 0\ndata:\n  test_fraction: 1.5\nnope: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("tiny", path)
+    message = str(info.value)
+    assert "train.epochs: must be >= 1" in message
+    assert "data.test_fraction: must be < 1" in message
+    assert "nope: unknown key" in message
+
+
+def test_patch_size_must_fit_the_unet_depth() -> None:
+    with pytest.raises(ConfigError, match="divisible by 2\\*\\*levels = 8"):
+        load_config("tiny", overrides=["train.patch_size=[12, 16, 16]"])
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("train.epochs", "expected section.key=value"), ("=3", "expected section.key=value")],
+)
+def test_malformed_overrides(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse_override(text)
+
+
+def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        load_config("huge")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(config_file=tmp_path / "missing.yaml")
+
+
+def test_yaml_round_trip_and_flat_params() -> None:
+    cfg = load_config("quick")
+    import yaml
+
+    again = ExperimentConfig.model_validate(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+    flat = cfg.flat()
+    assert flat["train.epochs"] == str(cfg.train.epochs)
+    assert flat["model.channels"] == "[8, 16, 32, 64]"
