@@ -1,0 +1,1 @@
+"""Data: dataset manifest, sources, preprocessing, volume stores, synthetic generator, patch sampling."""

@@ -1,0 +1,1 @@
+"""Reports: R matrices across seeds, tables, plots, markdown and HTML."""
