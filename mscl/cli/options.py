@@ -18,3 +18,8 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one setting, e.g. --set train.epochs=3 (repeatable)."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def given(**values: object) -> dict[str, object]:
+    """Only the options the user actually gave (``None`` means not given)."""
+    return {key: value for key, value in values.items() if value is not None}

@@ -22,9 +22,12 @@ SPLIT_RULE = (
 )
 
 
-def test_count(n_subjects: int, test_fraction: float) -> int:
-    """Number of test subjects for a center of ``n_subjects``."""
-    return min(n_subjects - 1, max(1, math.floor(n_subjects * test_fraction)))
+def n_test_subjects(n_subjects: int, test_fraction: float) -> int:
+    """Number of test subjects for a center of ``n_subjects``.
+
+    The product is rounded to 9 decimals before the floor so that, e.g., 100 * 0.29 gives 29, not 28.
+    """
+    return min(n_subjects - 1, max(1, math.floor(round(n_subjects * test_fraction, 9))))
 
 
 def center_seed(seed: int, center: str) -> list[int]:
@@ -48,7 +51,7 @@ def assign_splits(
                 f"center {center!r} has {len(subjects)} subject(s); a train/test split needs at least 2"
             )
         order = np.random.default_rng(center_seed(seed, center)).permutation(len(subjects))
-        n_test = test_count(len(subjects), test_fraction)
+        n_test = n_test_subjects(len(subjects), test_fraction)
         for rank, index in enumerate(order):
             splits[subjects[index]] = "test" if rank < n_test else "train"
     return splits

@@ -1,0 +1,74 @@
+"""``mscl train``: run a strategy over the domain sequence for one or more seeds, tracked in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
+from mscl.config import load_config
+from mscl.errors import ConfigError
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Prepared dataset directory.")],
+    strategy: Annotated[
+        str | None,
+        typer.Option("--strategy", "-s", help="single, finetune, replay, joint or cumulative."),
+    ] = None,
+    preset: PresetOption = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    order: Annotated[
+        str | None, typer.Option("--order", help="descending, random, or a list like BWH,Karo,Milan.")
+    ] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", help="Run seeds 0..N-1.")] = None,
+    seed_list: Annotated[str | None, typer.Option("--seed-list", help="Explicit seeds, e.g. 5,9,46.")] = None,
+    order_seed: Annotated[
+        int | None, typer.Option("--order-seed", help="Seed of random orders, apart from the init seed.")
+    ] = None,
+    carry_over: Annotated[str | None, typer.Option("--carry-over", help="full or encoder.")] = None,
+    memory_backend: Annotated[
+        str | None, typer.Option("--memory-backend", help="Replay memory backend: ram, hdf5, zarr, ...")
+    ] = None,
+    memory_path: Annotated[
+        Path | None, typer.Option("--memory-path", help="Folder of the replay memory stores.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs per stage.")] = None,
+    max_epochs: Annotated[
+        int | None, typer.Option("--max-epochs", help="Cap on epochs per stage (shortened runs).")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a strategy stage by stage and score every center after every stage."""
+    flags: dict[str, Any] = {
+        "strategy": given(name=strategy, carry_over=carry_over),
+        "protocol": given(order=order, seeds=_seeds(seeds, seed_list), order_seed=order_seed),
+        "memory": given(backend=memory_backend, path=memory_path),
+        "train": given(epochs=epochs, max_epochs=max_epochs, device=device),
+        "tracking": given(uri=tracking_uri, experiment=experiment),
+    }
+    cfg = load_config(preset, config, [*(set_ or ()), flags])
+    from mscl.api import train_study
+
+    train_study(data, cfg, quiet=quiet)
+
+
+def _seeds(count: int | None, listed: str | None) -> list[int] | None:
+    if count is not None and listed is not None:
+        raise ConfigError("give --seeds N or --seed-list, not both")
+    if count is not None:
+        if count < 1:
+            raise ConfigError("--seeds must be >= 1")
+        return list(range(count))
+    if listed is not None:
+        try:
+            return [int(s) for s in listed.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seed-list {listed!r}: expected integers like 5,9,46") from None
+    return None
