@@ -1,4 +1,4 @@
-"""A tiny hand-made multi-center dataset for the stage loop: bright cubes in noise, 3 centers."""
+"""Shared fixtures: a tiny hand-made multi-center dataset (bright cubes in noise, 3 centers)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,161 @@
+"""Writing a study to MLflow (stage contract 2): a parent run per (strategy, seed), a nested run per stage.
+
+Runs are created through MLflow's fluent API, so MLflow sets its own source and git tags; everything else is
+logged in batches through :class:`mlflow.tracking.MlflowClient` against explicit run ids.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from mscl.config import ExperimentConfig
+from mscl.data.dataset import PreparedDataset
+from mscl.protocol import metrics as cl
+from mscl.protocol.loop import StageOutcome, StudyResult, StudySetup
+from mscl.strategies.base import StagePlan
+from mscl.tracking.rmatrix import RMatrix, log_r_matrix
+
+CHECKPOINT_PATH = "checkpoint/model.pt"
+MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float], step: int = 0) -> None:
+    """Log many metrics in as few ``log_batch`` calls as possible."""
+    stamp = _now_ms()
+    batch = [Metric(key, float(value), stamp, step) for key, value in values.items()]
+    for start in range(0, len(batch), MAX_BATCH):
+        client.log_batch(run_id, metrics=batch[start : start + MAX_BATCH])
+
+
+class MlflowStudyObserver:
+    """Turns the stage loop's events into nested MLflow runs under one parent run."""
+
+    def __init__(self, client: MlflowClient, parent_run_id: str, cfg: ExperimentConfig) -> None:
+        self.client, self.parent_run_id, self.cfg = client, parent_run_id, cfg
+        self._stage_run: str | None = None
+        self._epochs: list[Metric] = []
+
+    def stage_started(self, stage: StagePlan) -> None:
+        """Open the nested run ``stage<k>-<center>``."""
+        run = mlflow.start_run(run_name=stage.name, nested=True, parent_run_id=self.parent_run_id)
+        self._stage_run = run.info.run_id
+        self.client.log_batch(
+            self._stage_run,
+            tags=[
+                RunTag("mscl.stage", str(stage.index + 1)),
+                RunTag("mscl.center", stage.center),
+                RunTag("mscl.train_centers", ",".join(stage.train_centers)),
+            ],
+        )
+        self._epochs = []
+
+    def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
+        """Buffer the epoch's training metrics (logged in one batch at the stage's end)."""
+        stamp = _now_ms()
+        self._epochs += [Metric(f"train/{k}", float(v), stamp, epoch) for k, v in metrics.items()]
+
+    def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
+        """Log epoch metrics, the R row, the checkpoint and the memory manifest; close the stage run."""
+        run_id = self._stage_run
+        assert run_id is not None, "stage_finished without stage_started"
+        for start in range(0, len(self._epochs), MAX_BATCH):
+            self.client.log_batch(run_id, metrics=self._epochs[start : start + MAX_BATCH])
+        row = {f"test_dice/{center}": score for center, score in outcome.scores.items()}
+        log_metrics(self.client, run_id, {**row, "stage_seconds": outcome.seconds})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.pt"
+            torch.save({"state_dict": model.state_dict(), "model": self.cfg.model.model_dump()}, path)
+            self.client.log_artifact(run_id, str(path), artifact_path="checkpoint")
+            if outcome.memory_manifest is not None:
+                self.client.log_dict(run_id, outcome.memory_manifest, "memory_manifest.json")
+            self.client.log_dict(run_id, outcome.per_case, "per_case_dice.json")
+        mlflow.end_run()
+        self._stage_run = None
+
+
+@contextmanager
+def study_run(
+    cfg: ExperimentConfig, seed: int, setup: StudySetup, dataset: PreparedDataset
+) -> Iterator[tuple[MlflowClient, str]]:
+    """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest."""
+    mlflow.set_experiment(cfg.tracking.experiment)
+    name = f"{cfg.strategy.name}-seed{seed}"
+    with mlflow.start_run(run_name=name) as run:
+        client = MlflowClient()
+        run_id = run.info.run_id
+        tags = {
+            "mscl.strategy": cfg.strategy.name,
+            "mscl.kind": setup.strategy.kind,
+            "mscl.seed": str(seed),
+            "mscl.order": ",".join(setup.order),
+            "mscl.order_kind": setup.order_kind,
+            "mscl.dataset_digest": dataset.manifest.digest(),
+            "mscl.dataset": str(dataset.directory.resolve()),
+        }
+        params = {**cfg.flat(), "seed": str(seed)}
+        client.log_batch(
+            run_id,
+            params=[Param(k, v[:6000]) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        client.log_text(run_id, cfg.to_yaml(), "config.yaml")
+        client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), "dataset.json")
+        yield client, run_id
+
+
+def log_study_result(client: MlflowClient, run_id: str, result: StudyResult, wall_s: float) -> RMatrix:
+    """Log ``r_matrix.json`` and the continual metrics on the parent run."""
+    rmatrix = RMatrix(
+        strategy=result.strategy,
+        kind=result.kind,
+        seed=result.seed,
+        order=[s.stage.center for s in result.stages],
+        centers=result.centers,
+        matrix=result.matrix.tolist(),
+        baseline=[result.baseline[c] for c in result.centers],
+        per_case={s.stage.index: s.per_case for s in result.stages},
+    )
+    log_r_matrix(client, run_id, rmatrix)
+    log_metrics(client, run_id, {**study_metrics(result), "wall_time_s": wall_s})
+    return rmatrix
+
+
+def study_metrics(result: StudyResult) -> dict[str, float]:
+    """Continual metrics of a study (BWT family only for stage sequences over the centers)."""
+    r, order, centers = result.matrix, [s.stage.center for s in result.stages], result.centers
+    values: dict[str, Any] = {"acc": cl.acc(r)}
+    if result.kind in ("continual", "cumulative") and len(order) > 1:
+        values |= {
+            "bwt": cl.bwt(r, order, centers),
+            "fwt": cl.fwt(r, order, centers, [result.baseline[c] for c in centers]),
+            "forgetting": cl.forgetting(r, order, centers),
+        }
+        values |= {f"bwt/{c}": v for c, v in cl.per_center_bwt(r, order, centers).items()}
+    for i, mean in enumerate(cl.zero_shot_means(r)):
+        values[f"zero_shot_dice/stage{i + 1}"] = mean
+    return {k: float(v) for k, v in values.items()}
+
+
+def use_tracking_uri(uri: str | None) -> str:
+    """Point MLflow at the resolved tracking URI, failing fast when a server does not answer."""
+    from mscl.tracking.uri import check_reachable, resolve_tracking_uri
+
+    resolved = resolve_tracking_uri(uri)
+    check_reachable(resolved)
+    mlflow.set_tracking_uri(resolved)
+    return resolved

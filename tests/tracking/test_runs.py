@@ -1,0 +1,87 @@
+"""`mscl train` writes stage contract 2: parent run per (strategy, seed), nested stage runs, r_matrix.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from mscl.cli.main import app
+from mscl.tracking.rmatrix import load_r_matrix
+
+TINY = ["--preset", "tiny", "--set", "model.channels=[2,4,8]", "--set", "train.patch_size=[8,8,8]"]
+
+
+@pytest.fixture(scope="module")
+def trained(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """Two seeds of replay on the blob dataset, tracked in a fresh sqlite store."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--data", str(blob_dataset), "--strategy", "replay", "--seeds", "2", *TINY,
+         "--epochs", "1", "--tracking-uri", uri, "--experiment", "contract", "--quiet"],
+    )
+    assert result.exit_code == 0, result.output
+    return uri, "contract"
+
+
+def parents(client: MlflowClient, experiment: str) -> list:
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], "tags.`mscl.strategy` = 'replay'")
+    return sorted((r for r in runs if "mlflow.parentRunId" not in r.data.tags), key=lambda r: r.info.run_name)
+
+
+def test_one_parent_run_per_seed_with_tags_and_params(trained: tuple[str, str]) -> None:
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    runs = parents(client, experiment)
+    assert [r.info.run_name for r in runs] == ["replay-seed0", "replay-seed1"]
+    for seed, run in enumerate(runs):
+        tags, params = run.data.tags, run.data.params
+        assert tags["mscl.seed"] == str(seed)
+        assert tags["mscl.order"] == "Big,Mid,Small"
+        assert len(tags["mscl.dataset_digest"]) == 64
+        assert params["strategy.name"] == "replay"
+        assert params["train.epochs"] == "1"
+        assert run.info.status == "FINISHED"
+        assert {"bwt", "acc", "fwt", "forgetting", "bwt/Big"} <= set(run.data.metrics)
+
+
+def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, str]) -> None:
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    parent = parents(client, experiment)[0]
+    exp = client.get_experiment_by_name(experiment)
+    stages = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", order_by=["tags.`mscl.stage`"]
+    )
+    assert sorted(s.info.run_name for s in stages) == ["stage1-Big", "stage2-Mid", "stage3-Small"]
+    rmatrix = load_r_matrix(client, parent.info.run_id)
+    for stage in stages:
+        index = int(stage.data.tags["mscl.stage"]) - 1
+        row = [stage.data.metrics[f"test_dice/{c}"] for c in rmatrix.centers]
+        assert row == pytest.approx(rmatrix.matrix[index])
+        artifacts = {a.path for a in client.list_artifacts(stage.info.run_id)}
+        assert {"checkpoint", "memory_manifest.json", "per_case_dice.json"} <= artifacts
+        history = client.get_metric_history(stage.info.run_id, "train/loss")
+        assert [m.step for m in history] == [0]
+    assert rmatrix.order == ["Big", "Mid", "Small"]
+    assert rmatrix.baseline is not None
+
+
+def test_unknown_strategy_and_missing_dataset_are_clear_errors(blob_dataset: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["train", "--data", str(blob_dataset), "--strategy", "magic", *TINY])
+    assert bad.exit_code == 2
+    assert "strategy.name" in bad.stderr
+    missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--strategy", "finetune", *TINY])
+    assert missing.exit_code == 2
+    assert "dataset directory not found" in missing.stderr
+    order = runner.invoke(
+        app, ["train", "--data", str(blob_dataset), "--strategy", "finetune", "--order", "Big,Nowhere", *TINY,
+              "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    )
+    assert order.exit_code == 2
+    assert "unknown center(s) Nowhere" in order.stderr
