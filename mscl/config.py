@@ -129,7 +129,7 @@ class MemoryConfig(StrictModel):
 
     backend: str = "ram"
     per_center_quota: int = Field(20, ge=1)
-    byte_budget: int | None = Field(None, ge=1)
+    byte_budget: int | None = Field(None, ge=1, description="Max image + label bytes kept per center.")
     selection: Literal["random", "lesion_stratified"] = "random"
     compression: bool = True
     path: Path | None = None
