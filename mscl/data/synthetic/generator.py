@@ -1,0 +1,204 @@
+"""The synthetic multi-center dataset: one :class:`CaseJob` per (subject, contrast), built like real data.
+
+Every case is a pure function of ``(seed, center, subject index, contrast)``: the subject's anatomy and
+lesions come from a generator seeded with ``(seed, sha256(center), index, 0)`` (shared by all contrasts of
+the subject), its acquisition from ``(seed, sha256(center), index, 1 + contrast index)``. Cases are then
+cropped and normalised by the same functions as real data, so the dataset directory is indistinguishable
+in form from a prepared BIDS dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mscl.config import ExperimentConfig, SyntheticConfig
+from mscl.data.build import CaseJob, build_dataset
+from mscl.data.manifest import DatasetManifest, PreprocessingRecord, SourceRecord
+from mscl.data.split import center_seed
+from mscl.data.synthetic.acquisition import CENTERS, FLAIR, PROFILES, T2W, TissueFractions, acquire
+from mscl.data.synthetic.anatomy import load_template, subject_anatomy
+from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
+from mscl.data.writer import PreparedCase
+from mscl.errors import ConfigError
+
+GENERATOR = "mscl.data.synthetic"
+GENERATOR_VERSION = "1"
+CONTRAST_STREAMS: tuple[str, ...] = (FLAIR, T2W)
+"""Fixed order of contrasts: the acquisition stream of a contrast is its index here plus one."""
+
+
+def subject_count(paper_subjects: int, cfg: SyntheticConfig) -> int:
+    """``clamp(round(paper_subjects * count_scale), min_per_center, max_per_center)``."""
+    count = max(round(paper_subjects * cfg.count_scale), cfg.min_per_center)
+    return min(count, cfg.max_per_center) if cfg.max_per_center is not None else count
+
+
+def subject_id(center: str, index: int) -> str:
+    """``sub-<center><index+1:03d>``, e.g. ``sub-bwh001``."""
+    return f"sub-{center.lower()}{index + 1:03d}"
+
+
+def plan_jobs(cfg: ExperimentConfig, centers: list[str] | None = None) -> list[CaseJob]:
+    """One job per (subject, contrast) of the chosen centers (all by default), in paper order.
+
+    Raises:
+        ConfigError: when ``centers`` names an unknown center.
+    """
+    chosen = _chosen_centers(centers)
+    jobs = []
+    for profile in CENTERS:
+        if profile.name not in chosen:
+            continue
+        for index in range(subject_count(profile.paper_subjects, cfg.synthetic)):
+            for contrast in profile.contrasts:
+                kwargs = {
+                    "center": profile.name,
+                    "index": index,
+                    "contrast": contrast,
+                    "spacing": cfg.synthetic.spacing_mm,
+                    "seed": cfg.synthetic.seed,
+                    "crop_margin_mm": cfg.data.crop_margin_mm,
+                    "normalization": cfg.data.normalization,
+                }
+                jobs.append(
+                    CaseJob(subject_id(profile.name, index), profile.name, contrast, make_case, kwargs)
+                )
+    return jobs
+
+
+def make_case(
+    center: str,
+    index: int,
+    contrast: str,
+    spacing: float,
+    seed: int,
+    crop_margin_mm: float,
+    normalization: str,
+) -> PreparedCase:
+    """Generate one (subject, contrast) case: anatomy, lesions, acquisition, crop and normalisation."""
+    profile = PROFILES[center]
+    subject_rng = np.random.default_rng([*center_seed(seed, center), index, 0])
+    anatomy = subject_anatomy(load_template(spacing), subject_rng)
+    lesions = draw_lesions(anatomy, profile.lesion_count, profile.lesion_median_ml, subject_rng)
+    healthy = 1.0 - lesions.indicator
+    tissue = TissueFractions(
+        csf=anatomy.csf,
+        gm=anatomy.gm * healthy,
+        wm=anatomy.wm * healthy,
+        lesion=lesions.label,
+        mask=(anatomy.mask > 0.5).astype(np.float32),
+        lesion_gain=lesions.gain,
+    )
+    stream = 1 + CONTRAST_STREAMS.index(contrast)
+    acquisition_rng = np.random.default_rng([*center_seed(seed, center), index, stream])
+    image = acquire(tissue, profile, contrast, spacing, acquisition_rng)
+    image, label = _crop_and_normalise(image, lesions.label, spacing, crop_margin_mm, normalization)
+    return PreparedCase(
+        subject=subject_id(center, index),
+        center=center,
+        contrast=contrast,
+        image=image,
+        label=label,
+        spacing=(spacing, spacing, spacing),
+    )
+
+
+def _crop_and_normalise(
+    image: np.ndarray, label: np.ndarray, spacing: float, crop_margin_mm: float, normalization: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The real-data steps after resampling (mscl.data.preprocess): foreground crop, then normalisation."""
+    import math
+
+    import torch
+    import torchio as tio
+
+    from mscl.data.preprocess import crop_bounds, foreground_mask
+    from mscl.data.preprocess import normalization as intensity_transform
+
+    image_t = torch.from_numpy(image[None])
+    label_t = torch.from_numpy(label[None].astype(np.float32))
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    foreground = foreground_mask(image_t, label_t)
+    subject = tio.Subject(
+        image=tio.ScalarImage(tensor=image_t, affine=affine),
+        label=tio.LabelMap(tensor=label_t, affine=affine),
+        foreground=tio.LabelMap(tensor=foreground, affine=affine),
+    )
+    margin = [math.ceil(crop_margin_mm / spacing)] * 3
+    subject = tio.Compose([tio.Crop(crop_bounds(foreground[0], margin)), intensity_transform(normalization)])(
+        subject
+    )
+    return subject.image.data[0].numpy(), subject.label.data[0].clamp(0, 1).numpy()
+
+
+def generate_dataset(
+    out: Path,
+    cfg: ExperimentConfig,
+    overwrite: bool = False,
+    quiet: bool = False,
+    centers: list[str] | None = None,
+) -> DatasetManifest:
+    """Generate the synthetic multi-center dataset into the dataset directory ``out``.
+
+    Args:
+        out: Dataset directory to write (atomically).
+        cfg: ``cfg.synthetic`` drives the generator; ``cfg.data`` gives format, workers, crop margin,
+            normalisation and the split.
+        overwrite: Replace an existing ``out``.
+        quiet: No progress bar.
+        centers: Subset of centers to generate (default: all eight).
+
+    Raises:
+        ConfigError: for an unknown center.
+        DataError: when ``out`` exists without ``overwrite`` or cannot be written.
+    """
+    from mscl.data.preprocess import preprocessing_record
+
+    jobs = plan_jobs(cfg, centers)
+    spacing = cfg.synthetic.spacing_mm
+    if cfg.data.workers > 1 and (overwrite or not Path(out).exists()):
+        load_template(spacing)  # loaded once here, inherited by forked workers
+    preprocessing: PreprocessingRecord = preprocessing_record(cfg.data).model_copy(
+        update={"spacing": (spacing, spacing, spacing)}
+    )
+    return build_dataset(
+        jobs,
+        out=out,
+        name=f"synthetic-seed{cfg.synthetic.seed}",
+        fmt=cfg.data.format,
+        source=source_record(cfg.synthetic, sorted({job.center for job in jobs})),
+        preprocessing=preprocessing,
+        test_fraction=cfg.data.test_fraction,
+        split_seed=cfg.data.split_seed,
+        workers=cfg.data.workers,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
+
+
+def source_record(cfg: SyntheticConfig, centers: list[str]) -> SourceRecord:
+    """``dataset.json``'s source: generator, version, seed, settings, center profiles, lesion distribution."""
+    return SourceRecord(
+        kind="synthetic",
+        generator=GENERATOR,
+        generator_version=GENERATOR_VERSION,
+        seed=cfg.seed,
+        profiles={
+            "settings": cfg.model_dump(mode="json"),
+            "lesions": lesion_distribution(),
+            "centers": {name: PROFILES[name].record() for name in centers},
+        },
+    )
+
+
+def _chosen_centers(centers: list[str] | None) -> set[str]:
+    if centers is None:
+        return set(PROFILES)
+    unknown = sorted(set(centers) - set(PROFILES))
+    if unknown:
+        raise ConfigError(
+            f"centers: unknown center(s) {', '.join(unknown)}; choose from {', '.join(PROFILES)}"
+        )
+    return set(centers)

@@ -1,0 +1,142 @@
+"""MS lesions: count, volume and location drawn per subject, rasterised as soft irregular ellipsoids.
+
+Distribution (docs/synthetic.md): ``1 + Poisson(lesion_count - 1)`` lesions per subject (center profile);
+each lesion's volume is log-normal around the center's ``lesion_median_ml`` (sigma :data:`VOLUME_SIGMA`,
+clipped to :data:`VOLUME_RANGE_ML`); its zone is periventricular, deep white matter or juxtacortical with
+probabilities :data:`ZONE_PROBABILITIES`. A lesion is a main ellipsoid (random axes and orientation) plus
+up to two smaller satellite ellipsoids, which makes irregular outlines. Labels are soft: a linear ramp one
+voxel wide across each border (partial volume), so values lie in [0, 1]. The main ellipsoid is centred on
+a voxel and has a radius of at least :data:`MIN_RADIUS_VOXELS` voxels, so every lesion owns at least one
+voxel with label 1 at any spacing. Each lesion gets its own intensity gain (heterogeneity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from mscl.data.synthetic.anatomy import DEEP, JUXTACORTICAL, PERIVENTRICULAR, Anatomy
+
+VOLUME_SIGMA = 0.9
+VOLUME_RANGE_ML: tuple[float, float] = (0.02, 3.0)
+ZONE_PROBABILITIES: dict[int, float] = {PERIVENTRICULAR: 0.5, DEEP: 0.3, JUXTACORTICAL: 0.2}
+ZONE_NAMES: dict[int, str] = {
+    PERIVENTRICULAR: "periventricular",
+    DEEP: "deep",
+    JUXTACORTICAL: "juxtacortical",
+}
+MIN_RADIUS_VOXELS = 0.6
+AXIS_SIGMA = 0.3
+"""Log-normal spread of the three semi-axes around the equivalent-sphere radius."""
+SATELLITES_MAX = 2
+INTENSITY_GAIN_RANGE: tuple[float, float] = (0.85, 1.15)
+CENTRE_PARENCHYMA = 0.9
+"""Grey plus white matter fraction a lesion centre needs (so it is not in CSF)."""
+
+
+@dataclass(frozen=True)
+class LesionMaps:
+    """One subject's lesions on the synthesis grid."""
+
+    indicator: np.ndarray
+    """Soft lesion indicator in [0, 1] (union of the ellipsoids)."""
+    label: np.ndarray
+    """Lesion fraction of each voxel: the indicator times the parenchyma (GM + WM) fraction."""
+    gain: np.ndarray
+    """Per-voxel multiplier of the lesion intensity (1 outside lesions)."""
+    count: int
+
+
+def lesion_distribution() -> dict[str, object]:
+    """The lesion model's constants, recorded in ``dataset.json``."""
+    return {
+        "count": "1 + Poisson(center.lesion_count - 1)",
+        "volume_ml": f"lognormal(log(center.lesion_median_ml), {VOLUME_SIGMA})",
+        "volume_range_ml": list(VOLUME_RANGE_ML),
+        "zones": {ZONE_NAMES[zone]: p for zone, p in ZONE_PROBABILITIES.items()},
+        "min_radius_voxels": MIN_RADIUS_VOXELS,
+        "axis_sigma": AXIS_SIGMA,
+        "satellites_max": SATELLITES_MAX,
+        "intensity_gain_range": list(INTENSITY_GAIN_RANGE),
+    }
+
+
+def draw_lesions(
+    anatomy: Anatomy, count_mean: float, median_ml: float, rng: np.random.Generator
+) -> LesionMaps:
+    """Draw and rasterise one subject's lesions.
+
+    The returned ``label`` is the lesion fraction of each voxel (the soft lesion indicator times the
+    parenchyma fraction, since lesions replace tissue, not CSF).
+    """
+    s = anatomy.spacing
+    shape = anatomy.shape
+    indicator = np.zeros(shape, dtype=np.float32)
+    weight = np.zeros(shape, dtype=np.float32)
+    weighted_gain = np.zeros(shape, dtype=np.float32)
+    parenchyma = np.clip(anatomy.gm + anatomy.wm, 0.0, 1.0)
+    candidates = _candidates(anatomy, parenchyma)
+    count = 1 + int(rng.poisson(max(count_mean - 1.0, 0.0)))
+    zones = list(ZONE_PROBABILITIES)
+    probabilities = np.array([ZONE_PROBABILITIES[z] for z in zones])
+    for _ in range(count):
+        zone = zones[int(rng.choice(len(zones), p=probabilities))]
+        pool = candidates[zone] if len(candidates[zone]) else candidates[DEEP]
+        centre = np.array(np.unravel_index(pool[int(rng.integers(len(pool)))], shape), dtype=np.float64) * s
+        volume = float(np.clip(rng.lognormal(np.log(median_ml), VOLUME_SIGMA), *VOLUME_RANGE_ML))
+        radius = max((3.0 * volume * 1000.0 / (4.0 * np.pi)) ** (1 / 3), MIN_RADIUS_VOXELS * s)
+        gain = rng.uniform(*INTENSITY_GAIN_RANGE)
+        blobs = [(centre, radius)]
+        for _ in range(int(rng.integers(0, SATELLITES_MAX + 1))):
+            direction = rng.standard_normal(3)
+            direction /= np.linalg.norm(direction)
+            blobs.append((centre + 0.7 * radius * direction, radius * rng.uniform(0.4, 0.7)))
+        for blob_centre, blob_radius in blobs:
+            box, soft = _soft_ellipsoid(shape, blob_centre, blob_radius, s, rng)
+            np.maximum(indicator[box], soft, out=indicator[box])
+            weight[box] += soft
+            weighted_gain[box] += soft * np.float32(gain)
+    gain_map = np.where(weight > 0, weighted_gain / np.maximum(weight, 1e-6), 1.0).astype(np.float32)
+    return LesionMaps(indicator=indicator, label=indicator * parenchyma, gain=gain_map, count=count)
+
+
+def _candidates(anatomy: Anatomy, parenchyma: np.ndarray) -> dict[int, np.ndarray]:
+    """Flat indices of the voxels where a lesion of each zone may be centred."""
+    allowed = (parenchyma >= CENTRE_PARENCHYMA).ravel()
+    zone = anatomy.zone.ravel()
+    candidates = {z: np.flatnonzero(allowed & (zone == z)) for z in ZONE_PROBABILITIES}
+    if not len(candidates[DEEP]):
+        candidates[DEEP] = (
+            np.flatnonzero(allowed & (zone > 0))
+            if (allowed & (zone > 0)).any()
+            else np.array([int(np.argmax(anatomy.wm))])
+        )
+    return candidates
+
+
+def _soft_ellipsoid(
+    shape: tuple[int, int, int],
+    centre_mm: np.ndarray,
+    radius_mm: float,
+    spacing: float,
+    rng: np.random.Generator,
+) -> tuple[tuple[slice, ...], np.ndarray]:
+    """A soft ellipsoid of equivalent radius ``radius_mm`` with random axes and orientation.
+
+    Returns the box of the grid it covers and its soft values there: ``0.5 + d / spacing`` clipped to
+    [0, 1], ``d`` the (approximate) signed distance to the surface in mm, positive inside.
+    """
+    axes = radius_mm * np.exp(AXIS_SIGMA * rng.standard_normal(3))
+    axes *= radius_mm / np.prod(axes) ** (1 / 3)
+    rotation = Rotation.random(random_state=rng).as_matrix()
+    reach = axes.max() + spacing
+    low = np.clip(np.floor((centre_mm - reach) / spacing).astype(int), 0, shape)
+    high = np.clip(np.ceil((centre_mm + reach) / spacing).astype(int) + 1, 0, shape)
+    box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
+    ranges = [np.arange(lo, hi) * spacing for lo, hi in zip(low, high, strict=True)]
+    points = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1) - centre_mm
+    local = points @ rotation / axes
+    distance_mm = (1.0 - np.sqrt((local * local).sum(axis=-1))) * radius_mm
+    return box, np.clip(0.5 + distance_mm / spacing, 0.0, 1.0).astype(np.float32)
