@@ -1,0 +1,168 @@
+"""Lay a compiled report out as blocks and write every file: report.md, report.html, CSV, LaTeX, PNG."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mscl.reports import plots
+from mscl.reports.compile import Compiled, Section
+from mscl.reports.render import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    TableBlock,
+    to_html_document,
+    to_markdown_document,
+)
+from mscl.reports.stats import MIN_PAIRED
+from mscl.reports.tables import (
+    Cell,
+    Table,
+    bwt_table,
+    cost_table,
+    reference_table,
+    summary_table,
+    tests_table,
+    to_csv,
+    to_latex,
+)
+from mscl.tracking.queries import ParentRun, SkippedRun
+
+DEFINITIONS = [
+    "R[i, c]: test Dice (prediction and label binarised at 0.5, mean over the center's test subjects) on "
+    "center c after training stage i; K stages; s(c) the stage that trained on c.",
+    "Zero-shot Dice after stage i: mean of row i over all centers, seen or not (Figures 2 and 4).",
+    "References (dashed lines): single-domain = mean over the one-center models of each model's mean Dice "
+    "over all centers; joint = mean Dice over all centers of the model trained on all centers pooled.",
+    "Spread: sample standard deviation over seeds (n - 1); intervals: 95 % Student-t over seeds.",
+    f"Paired tests: two-sided Wilcoxon signed-rank over matched seeds, only with at least {MIN_PAIRED}.",
+]
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """Where the runs came from, for the report's header."""
+
+    experiment: str
+    tracking_uri: str
+    runs: Sequence[ParentRun]
+    skipped: Sequence[SkippedRun]
+
+
+def write_report(compiled: Compiled, context: ReportContext, out_dir: Path) -> list[Path]:
+    """Write the figures, the tables (CSV and LaTeX), report.md and report.html into ``out_dir``.
+
+    Returns:
+        Every file written, report.md and report.html last.
+    """
+    colors = plots.palette(sorted({r.strategy for r in context.runs}))
+    blocks: list[Block] = [Heading(f"mscl report: {context.experiment}", 1), Paragraph(_header(context))]
+    if compiled.notes:
+        blocks += [Heading("Notes"), Bullets(compiled.notes)]
+    blocks += [Heading("Runs"), TableBlock(_runs_table(context.runs))]
+    if (refs := reference_table(compiled)) is not None:
+        blocks += [Heading("References"), TableBlock(refs)]
+    for section in compiled.sections:
+        blocks += _section_blocks(section, compiled, colors, out_dir)
+    if (costs := cost_table(compiled)) is not None:
+        blocks += [Heading("Cost"), TableBlock(costs)]
+    blocks += [
+        Heading("Skipped runs"),
+        _skipped(context.skipped),
+        Heading("Definitions"),
+        Bullets(DEFINITIONS),
+    ]
+    files = [b.path for b in blocks if isinstance(b, Image)]
+    for table in (b.table for b in blocks if isinstance(b, TableBlock)):
+        files += _write(out_dir / f"{table.name}.csv", to_csv(table))
+        files += _write(out_dir / f"{table.name}.tex", to_latex(table))
+    files += _write(out_dir / "report.md", to_markdown_document(blocks))
+    files += _write(out_dir / "report.html", to_html_document(blocks, f"mscl report: {context.experiment}"))
+    return files
+
+
+def _write(path: Path, text: str) -> list[Path]:
+    path.write_text(text, encoding="utf-8")
+    return [path]
+
+
+def _header(context: ReportContext) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"Experiment {context.experiment!r} at {context.tracking_uri}: {len(context.runs)} finished parent "
+        f"runs read, {len(context.skipped)} skipped. Generated {stamp}. Metric: Dice at threshold 0.5."
+    )
+
+
+def _runs_table(runs: Sequence[ParentRun]) -> Table:
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for run in runs:
+        groups.setdefault((run.strategy, run.rmatrix.kind, run.order_kind), []).append(run.seed)
+    rows: list[list[Cell]] = [
+        [strategy, kind, order, len(seeds), ", ".join(map(str, sorted(seeds)))]
+        for (strategy, kind, order), seeds in sorted(groups.items())
+    ]
+    return Table("runs", "Runs per strategy", ["strategy", "kind", "order", "runs", "seeds"], rows)
+
+
+def _skipped(skipped: Sequence[SkippedRun]) -> Block:
+    if not skipped:
+        return Paragraph("None.")
+    return Bullets([f"{s.name or '(unnamed)'} ({s.run_id}): {s.reason}" for s in skipped])
+
+
+def _section_blocks(section: Section, compiled: Compiled, colors: dict[str, str], out: Path) -> list[Block]:
+    kind = section.order_kind
+    blocks: list[Block] = [
+        Heading(f"{kind.capitalize()} order"),
+        TableBlock(bwt_table(section, compiled.centers)),
+        Image(
+            plots.bwt_bars(section, compiled.centers, colors, out / f"bwt_bars_{kind}.png"),
+            f"Per-center BWT by strategy, {kind} order; error bars: std over seeds.",
+        ),
+        TableBlock(summary_table(section)),
+    ]
+    tests = tests_table(section)
+    blocks.append(
+        TableBlock(tests)
+        if tests
+        else Paragraph(
+            f"Paired tests: not run (fewer than {MIN_PAIRED} matched seeds, or a single strategy)."
+        )
+    )
+    blocks.append(
+        Image(
+            plots.zero_shot_plot(section, compiled.references, colors, out / f"zero_shot_{kind}.png"),
+            f"Zero-shot mean Dice versus domains seen, {kind} order (Figure 2 form); band: ± std over seeds.",
+        )
+    )
+    blocks.append(
+        Image(
+            plots.per_order_plot(section, compiled.references, colors, out / f"per_order_{kind}.png"),
+            f"Zero-shot Dice per domain sequence, {kind} order (Figure 4 form)"
+            + (f"; first {plots.MAX_PANELS} of {len(section.per_order)} orders." if _many(section) else "."),
+        )
+    )
+    for strategy, heatmap in section.heatmaps.items():
+        path = out / f"heatmap_{_slug(strategy)}_{kind}.png"
+        blocks.append(
+            Image(
+                plots.heatmap_plot(strategy, heatmap, kind, path),
+                f"R matrix of {strategy}, {kind} order: mean and std over {heatmap.n} seeds (Figure 5 form).",
+            )
+        )
+    return blocks
+
+
+def _many(section: Section) -> bool:
+    return len(section.per_order) > plots.MAX_PANELS
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

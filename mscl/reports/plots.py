@@ -1,0 +1,155 @@
+"""The report's figures as PNG files.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (Agg canvas, no pyplot state), at a fixed
+size and resolution so that every file has a known pixel size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from mscl.reports.compile import Heatmap, Section
+from mscl.reports.stats import Stat
+
+DPI = 100
+CURVE_SIZE = (8.0, 5.0)
+BAR_SIZE = (9.0, 5.0)
+PANEL_SIZE = (4.0, 3.2)
+HEATMAP_PANEL = (6.0, 5.5)
+MAX_PANELS = 12
+MAX_PANEL_COLUMNS = 3
+REFERENCE_STYLES = {"single": ("single-domain", "tab:gray"), "joint": ("joint (pooled)", "black")}
+
+
+def palette(strategies: list[str]) -> dict[str, str]:
+    """One stable color per strategy name (tab10 in sorted order)."""
+    cmap = colormaps["tab10"]
+    return {s: cmap(i % 10) for i, s in enumerate(sorted(strategies))}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _references(ax: Axes, references: Mapping[str, Stat]) -> None:
+    for name, stat in references.items():
+        label, color = REFERENCE_STYLES.get(name, (name, "tab:brown"))
+        ax.axhline(stat.mean, linestyle="--", color=color, linewidth=1.2, label=f"{label} ({stat.mean:.3f})")
+
+
+def zero_shot_plot(
+    section: Section, references: Mapping[str, Stat], colors: Mapping[str, str], path: Path
+) -> Path:
+    """Figure 2: zero-shot mean Dice versus domains seen, a ± std band per strategy, dashed references."""
+    fig = Figure(figsize=CURVE_SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    for strategy, stats in section.zero_shot.items():
+        x = np.arange(1, len(stats) + 1)
+        mean = np.array([s.mean for s in stats])
+        std = np.nan_to_num(np.array([s.std for s in stats]))
+        seeds = max(s.n for s in stats)
+        ax.plot(x, mean, marker="o", color=colors[strategy], label=f"{strategy} (n={seeds})")
+        ax.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.2, linewidth=0)
+    _references(ax, references)
+    ax.set_xticks(np.arange(1, max(len(s) for s in section.zero_shot.values()) + 1))
+    ax.set_xlabel("number of domains (centers) seen")
+    ax.set_ylabel("zero-shot mean test Dice over all centers")
+    ax.set_title(f"Zero-shot Dice vs domains seen, {section.order_kind} order (mean ± std over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, path)
+
+
+def per_order_plot(
+    section: Section, references: Mapping[str, Stat], colors: Mapping[str, str], path: Path
+) -> Path:
+    """Figure 4: one small panel per distinct training order, x ticks naming the center added."""
+    panels = list(section.per_order.items())[:MAX_PANELS]
+    cols = min(MAX_PANEL_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig = Figure(figsize=(PANEL_SIZE[0] * cols, PANEL_SIZE[1] * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    for ax, (order, panel) in zip(axes.flat, panels, strict=False):
+        for strategy, curve in panel.curves.items():
+            ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", color=colors[strategy], label=strategy)
+        _references(ax, references)
+        ax.set_xticks(np.arange(1, len(order) + 1), order, rotation=45, fontsize=7)
+        ax.set_title(f"seed {', '.join(map(str, panel.seeds))}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("zero-shot Dice")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=8)
+    fig.suptitle(f"Zero-shot Dice per domain sequence ({section.order_kind} order; x: center added)")
+    return _save(fig, path)
+
+
+def heatmap_plot(strategy: str, heatmap: Heatmap, order_kind: str, path: Path) -> Path:
+    """Figure 5: R mean (and std when there are several seeds) with the value in every cell."""
+    show_std = heatmap.n > 1
+    panels = [("mean", heatmap.mean, "viridis", 1.0)]
+    if show_std:
+        panels.append(("std", heatmap.std, "magma", max(float(np.nanmax(heatmap.std)), 1e-3)))
+    fig = Figure(figsize=(HEATMAP_PANEL[0] * len(panels), HEATMAP_PANEL[1]), layout="constrained")
+    for ax, (label, values, cmap, vmax) in zip(
+        fig.subplots(1, len(panels), squeeze=False).flat, panels, strict=True
+    ):
+        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax)
+        _annotate(ax, values, vmax)
+        k = len(heatmap.order)
+        ax.set_xticks(np.arange(k), heatmap.order, rotation=45, fontsize=8)
+        ax.set_yticks(
+            np.arange(values.shape[0]), [f"{i + 1}: {c}" for i, c in enumerate(heatmap.order)], fontsize=8
+        )
+        ax.set_xlabel("test center")
+        ax.set_ylabel("after training stage")
+        ax.set_title(f"{label} over {heatmap.n} seed{'s' if heatmap.n > 1 else ''}")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=f"Dice ({label})")
+    fig.suptitle(f"R matrix of {strategy}, {order_kind} order")
+    return _save(fig, path)
+
+
+def _annotate(ax: Axes, values: np.ndarray, vmax: float) -> None:
+    for (i, j), v in np.ndenumerate(values):
+        if not math.isnan(v):
+            color = "black" if v > 0.6 * vmax else "white"
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color=color)
+
+
+def bwt_bars(section: Section, centers: list[str], colors: Mapping[str, str], path: Path) -> Path:
+    """Per-center BWT as grouped bars, one bar per strategy, error bars = std over seeds."""
+    strategies = list(section.per_center_bwt)
+    shown = [c for c in centers if any(section.per_center_bwt[s][c].n for s in strategies)]
+    fig = Figure(figsize=BAR_SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / len(strategies)
+    x = np.arange(len(shown))
+    for i, strategy in enumerate(strategies):
+        stats = [section.per_center_bwt[strategy][c] for c in shown]
+        ax.bar(
+            x + (i - (len(strategies) - 1) / 2) * width,
+            [s.mean for s in stats],
+            width,
+            yerr=np.nan_to_num([s.std for s in stats]),
+            capsize=3,
+            color=colors[strategy],
+            label=strategy,
+        )
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(x, shown, rotation=30)
+    ax.set_xlabel("center (training order)" if section.order_kind == "descending" else "center")
+    ax.set_ylabel("per-center BWT (Dice difference)")
+    ax.set_title(f"Per-center BWT, {section.order_kind} order (mean ± std over seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,250 @@
+"""The report's tables, and their markdown, CSV and LaTeX forms.
+
+A cell is text, a number or a :class:`~mscl.reports.stats.Stat`. Markdown and LaTeX show a Stat as
+``mean ± std`` (just the mean when there is one seed; the 95 % interval too where the table asks); CSV
+spreads it over ``mean, std, ci_low, ci_high, n`` columns with full precision and empty cells for NaN.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mscl.reports.compile import COST_METRICS, SUMMARY_METRICS, Compiled, Section
+from mscl.reports.stats import CONFIDENCE, MIN_PAIRED, Stat
+
+Cell = str | int | float | Stat
+DASH = "—"
+METRIC_LABELS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting"}
+COST_LABELS = {
+    "wall_time_s": "wall time (s)",
+    "gpu_hours": "GPU-hours",
+    "peak_memory_mb": "peak memory (MB)",
+    "replay_memory_bytes": "replay memory (bytes)",
+}
+STAT_PARTS = ("mean", "std", "ci_low", "ci_high", "n")
+
+
+def dice(value: float) -> str:
+    """Three decimals, the precision of the paper's tables."""
+    return f"{value:.3f}"
+
+
+def magnitude(value: float) -> str:
+    """Costs: thousands separators for large values, three significant digits for small ones."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: a file stem, a title, a header row, body rows and a footer with definitions."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]]
+    footer: str = ""
+    ci: bool = False
+    number: Callable[[float], str] = dice
+
+    def text(self, cell: Cell, pm: str = " ± ") -> str:
+        """A cell as text for markdown or LaTeX (``pm`` joins mean and std)."""
+        if isinstance(cell, Stat):
+            if cell.n == 0:
+                return DASH
+            shown = self.number(cell.mean)
+            if not math.isnan(cell.std):
+                shown += pm + self.number(cell.std)
+            if self.ci and not math.isnan(cell.ci_low):
+                shown += f" [{self.number(cell.ci_low)}, {self.number(cell.ci_high)}]"
+            return shown
+        if isinstance(cell, float):
+            return DASH if math.isnan(cell) else self.number(cell)
+        return str(cell)
+
+
+def to_markdown(table: Table) -> str:
+    """A GitHub-flavoured markdown table (header, separator, rows)."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(table.text(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def to_csv(table: Table) -> str:
+    """CSV with one column per Stat part (full precision, empty for NaN)."""
+    stat_cols = {j for row in table.rows for j, c in enumerate(row) if isinstance(c, Stat)}
+    header = [part for j, col in enumerate(table.columns) for part in _csv_header(col, j in stat_cols)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in table.rows:
+        writer.writerow([part for cell in row for part in _csv_cells(cell)])
+    return buffer.getvalue()
+
+
+def _csv_header(column: str, is_stat: bool) -> list[str]:
+    return [f"{column} {part}" for part in STAT_PARTS] if is_stat else [column]
+
+
+def _csv_cells(cell: Cell) -> list[str]:
+    if isinstance(cell, Stat):
+        return [_csv_number(getattr(cell, part)) for part in STAT_PARTS]
+    return [_csv_number(cell) if isinstance(cell, float) else str(cell)]
+
+
+def _csv_number(value: float) -> str:
+    return "" if isinstance(value, float) and math.isnan(value) else repr(value)
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` environment with the title as caption and the footer as a note."""
+    align = "l" + "r" * (len(table.columns) - 1)
+    body = [" & ".join(_latex_escape(table.text(c, pm=" ± ")) for c in row) + r" \\" for row in table.rows]
+    return "\n".join(
+        [
+            r"\begin{table}[t]",
+            r"\centering",
+            rf"\caption{{{_latex_escape(table.title)}}}",
+            rf"\label{{tab:{table.name}}}",
+            rf"\begin{{tabular}}{{{align}}}",
+            r"\toprule",
+            " & ".join(_latex_escape(c) for c in table.columns) + r" \\",
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            *([rf"\par\smallskip{{\footnotesize {_latex_escape(table.footer)}}}"] if table.footer else []),
+            r"\end{table}",
+            "",
+        ]
+    )
+
+
+_LATEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "—": "---",
+    "≥": r"$\geq$",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX.get(ch, ch) for ch in text)
+
+
+BWT_FOOTER = (
+    "Per-center BWT(c) = R[K, c] - R[s(c), c]: Dice on center c after the last stage minus right after the "
+    "stage s(c) that trained on c (positive: later training helped c). The center trained last has BWT 0 "
+    "by definition and that zero enters its mean. Mean ± sample std over seeds."
+)
+SUMMARY_FOOTER = (
+    "ACC = mean Dice of the final model over all centers. BWT = mean per-center BWT over the first K-1 "
+    "stages. FWT = mean over stages i > 1 of R[i-1, c_i] - baseline(c_i), the zero-shot Dice on the next "
+    "center minus the untrained model's (— without a baseline row). Forgetting = mean over the first K-1 "
+    "centers of the best Dice reached after training on the center minus the final Dice. Mean ± sample std "
+    f"over seeds [{CONFIDENCE:.0%} t-interval]."
+)
+TESTS_FOOTER = (
+    "Two-sided Wilcoxon signed-rank test of A - B over the seeds both strategies ran (paired by seed, "
+    f"which also fixes the random order); run only with at least {MIN_PAIRED} matched seeds. With n seeds "
+    "the smallest attainable p is 2/2^n (0.0625 for 5, 0.0039 for 9); no correction for multiple tests."
+)
+REFERENCE_FOOTER = (
+    "Zero-shot mean Dice over all centers. single: one model per center trained alone, the mean over those "
+    "models of each model's mean Dice over every center (the paper's single-domain line); joint: the model "
+    "trained on all centers pooled. Mean ± sample std over seeds [95 % t-interval]."
+)
+
+
+def bwt_table(section: Section, centers: list[str]) -> Table:
+    """Per-center BWT (rows = centers, columns = strategies), the paper's Table 1 form."""
+    strategies = list(section.per_center_bwt)
+    rows: list[list[Cell]] = [
+        [center, *(section.per_center_bwt[s][center] for s in strategies)]
+        for center in centers
+        if any(section.per_center_bwt[s][center].n for s in strategies)
+    ]
+    return Table(
+        f"bwt_per_center_{section.order_kind}",
+        f"Per-center BWT, {section.order_kind} order",
+        ["center", *strategies],
+        rows,
+        BWT_FOOTER,
+    )
+
+
+def summary_table(section: Section) -> Table:
+    """ACC, BWT, FWT and forgetting per strategy with spread and 95 % intervals."""
+    rows: list[list[Cell]] = [
+        [g.strategy, len(g.runs), *(section.summary[g.strategy][m] for m in SUMMARY_METRICS)]
+        for g in section.groups
+    ]
+    columns = ["strategy", "seeds", *(METRIC_LABELS[m] for m in SUMMARY_METRICS)]
+    return Table(
+        f"summary_{section.order_kind}",
+        f"Continual metrics, {section.order_kind} order",
+        columns,
+        rows,
+        SUMMARY_FOOTER,
+        ci=True,
+    )
+
+
+def tests_table(section: Section) -> Table | None:
+    """Paired tests with enough matched seeds, or None when there is none."""
+    rows: list[list[Cell]] = [
+        [METRIC_LABELS[t.metric], t.a, t.b, t.n, t.mean_diff, t.p_value]
+        for t in section.tests
+        if t.n >= MIN_PAIRED
+    ]
+    if not rows:
+        return None
+    return Table(
+        f"tests_{section.order_kind}",
+        f"Paired tests between strategies, {section.order_kind} order",
+        ["metric", "A", "B", "matched seeds", "mean A - B", "p (Wilcoxon)"],
+        rows,
+        TESTS_FOOTER,
+    )
+
+
+def reference_table(compiled: Compiled) -> Table | None:
+    """The single-domain and joint references, or None without reference runs."""
+    if not compiled.references:
+        return None
+    rows: list[list[Cell]] = [[name, stat.n, stat] for name, stat in compiled.references.items()]
+    return Table(
+        "references",
+        "Reference strategies",
+        ["strategy", "seeds", "zero-shot Dice"],
+        rows,
+        REFERENCE_FOOTER,
+        True,
+    )
+
+
+def cost_table(compiled: Compiled) -> Table | None:
+    """Cost metrics per strategy and order kind, only the columns some run logged."""
+    present = [m for m in COST_METRICS if any(m in c for c in compiled.costs.values())]
+    if not present:
+        return None
+    empty = Stat.of([])
+    rows: list[list[Cell]] = [
+        [strategy, kind, *(costs.get(m, empty) for m in present)]
+        for (strategy, kind), costs in compiled.costs.items()
+    ]
+    footer = "Mean ± sample std over seeds of the cost metrics logged on each run (— where none logged it)."
+    columns = ["strategy", "order", *(COST_LABELS[m] for m in present)]
+    return Table("costs", "Cost", columns, rows, footer, number=magnitude)

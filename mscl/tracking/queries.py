@@ -1,0 +1,143 @@
+"""Reading the parent runs of an experiment (stage contract 2) for the reporter.
+
+A parent run has the tag ``mscl.strategy`` and no ``mlflow.parentRunId``; nested stage runs and the
+``report`` run are ignored. Parent runs that cannot be used are returned as :class:`SkippedRun` with the
+reason, so that a report can list them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from mlflow.entities import Run, RunStatus, ViewType
+from mlflow.tracking import MlflowClient
+
+from mscl.errors import TrackingError
+from mscl.tracking.rmatrix import RMatrix, load_r_matrix
+
+PARENT_TAG = "mlflow.parentRunId"
+STRATEGY_TAG = "mscl.strategy"
+ORDER_KIND_TAG = "mscl.order_kind"
+PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ParentRun:
+    """A finished (strategy, seed) run with its R matrix."""
+
+    run_id: str
+    name: str
+    order_kind: str
+    rmatrix: RMatrix
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def strategy(self) -> str:
+        """The strategy name (from ``r_matrix.json``)."""
+        return self.rmatrix.strategy
+
+    @property
+    def seed(self) -> int:
+        """The seed (from ``r_matrix.json``)."""
+        return self.rmatrix.seed
+
+
+@dataclass(frozen=True)
+class SkippedRun:
+    """A parent run left out of a report, and why."""
+
+    run_id: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExperimentRuns:
+    """Every parent run of an experiment: the usable ones and the skipped ones."""
+
+    experiment: str
+    experiment_id: str
+    runs: list[ParentRun]
+    skipped: list[SkippedRun]
+
+
+def experiment_id(client: MlflowClient, experiment: str) -> str:
+    """The id of the experiment named ``experiment``.
+
+    Raises:
+        TrackingError: when no such experiment exists.
+    """
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        known = sorted(e.name for e in client.search_experiments(max_results=50))
+        raise TrackingError(f"unknown MLflow experiment {experiment!r}; known: {', '.join(known) or 'none'}")
+    return found.experiment_id
+
+
+def iter_runs(client: MlflowClient, exp_id: str, page_size: int = PAGE_SIZE) -> Iterator[Run]:
+    """Every active run of an experiment, oldest first, fetched page by page."""
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            [exp_id],
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=page_size,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def is_parent(run: Run) -> bool:
+    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested under another run."""
+    tags = run.data.tags
+    return STRATEGY_TAG in tags and PARENT_TAG not in tags
+
+
+def read_parent_runs(client: MlflowClient, experiment: str, page_size: int = PAGE_SIZE) -> ExperimentRuns:
+    """Read every parent run of ``experiment`` with its R matrix.
+
+    Unfinished runs, runs without a readable ``r_matrix.json`` and older duplicates of the same
+    (strategy, seed, order) are skipped with a reason.
+
+    Raises:
+        TrackingError: when the experiment does not exist.
+    """
+    exp_id = experiment_id(client, experiment)
+    runs: dict[tuple[str, int, tuple[str, ...]], ParentRun] = {}
+    skipped: list[SkippedRun] = []
+    for run in iter_runs(client, exp_id, page_size):
+        if not is_parent(run):
+            continue
+        parent, reason = _read_parent(client, run)
+        if parent is None:
+            skipped.append(SkippedRun(run.info.run_id, run.info.run_name or "", reason))
+            continue
+        key = (parent.strategy, parent.seed, tuple(parent.rmatrix.order))
+        if key in runs:
+            old = runs[key]
+            skipped.append(SkippedRun(old.run_id, old.name, f"superseded by the later run {parent.run_id}"))
+        runs[key] = parent
+    ordered = sorted(runs.values(), key=lambda p: (p.strategy, p.order_kind, p.seed))
+    return ExperimentRuns(experiment, exp_id, ordered, skipped)
+
+
+def _read_parent(client: MlflowClient, run: Run) -> tuple[ParentRun | None, str]:
+    status = run.info.status
+    if status != RunStatus.to_string(RunStatus.FINISHED):
+        return None, f"unfinished (status {status})"
+    try:
+        rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri)
+    except TrackingError as exc:
+        return None, str(exc).removeprefix(f"run {run.info.run_id}: ")
+    tagged = run.data.tags[STRATEGY_TAG]
+    if tagged != rmatrix.strategy:
+        return None, f"tag {STRATEGY_TAG}={tagged} disagrees with r_matrix.json strategy {rmatrix.strategy}"
+    order_kind = run.data.tags.get(ORDER_KIND_TAG, "custom")
+    return ParentRun(
+        run.info.run_id, run.info.run_name or "", order_kind, rmatrix, dict(run.data.metrics)
+    ), ""

@@ -1,0 +1,156 @@
+"""``build_report`` end to end against an sqlite tracking store."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+from mlflow.entities import RunTag
+from PIL import Image
+from report_cases import CANONICAL, DESCENDING, TABLE1, table1_runs
+
+from mscl.errors import MsclError, TrackingError
+from mscl.reports.api import build_report
+from mscl.tracking.queries import read_parent_runs
+from mscl.tracking.rmatrix import RMatrix
+
+SINGLE = RMatrix(
+    strategy="single",
+    kind="single",
+    seed=0,
+    order=DESCENDING,
+    centers=CANONICAL,
+    matrix=[[0.4] * 8 for _ in DESCENDING],
+)
+JOINT = RMatrix(
+    strategy="joint", kind="joint", seed=0, order=["joint"], centers=CANONICAL, matrix=[[0.5] * 8]
+)
+
+
+@pytest.fixture(scope="module")
+def logged(store):
+    name, exp = store.experiment()
+    for strategy in ("finetune", "replay"):
+        for rm in table1_runs(strategy):
+            store.log(exp, rm, metrics={"wall_time_s": 100.0 * (1 + rm.seed), "gpu_hours": 0.5})
+    store.log(exp, SINGLE)
+    store.log(exp, JOINT)
+    store.log(exp, table1_runs("replay")[0].model_copy(update={"seed": 99}), finish=False)
+    missing = store.client.create_run(exp, run_name="missing-seed1", tags={"mscl.strategy": "replay"})
+    store.client.set_terminated(missing.info.run_id)
+    broken = store.client.create_run(exp, run_name="broken-seed2", tags={"mscl.strategy": "replay"})
+    store.client.log_text(broken.info.run_id, '{"strategy": "replay"}', "r_matrix.json")
+    store.client.set_terminated(broken.info.run_id)
+    nested = store.client.create_run(exp, run_name="stage1-BWH", tags={"mscl.strategy": "replay"})
+    store.client.log_batch(nested.info.run_id, tags=[RunTag("mlflow.parentRunId", missing.info.run_id)])
+    return name
+
+
+@pytest.fixture(scope="module")
+def report(store, logged, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return build_report(logged, out, tracking_uri=store.uri)
+
+
+def test_report_files(report) -> None:
+    names = {p.name for p in report.files}
+    for expected in (
+        "report.md",
+        "report.html",
+        "bwt_per_center_descending.csv",
+        "bwt_per_center_descending.tex",
+        "summary_descending.csv",
+        "tests_descending.csv",
+        "references.csv",
+        "costs.csv",
+        "zero_shot_descending.png",
+        "per_order_descending.png",
+        "bwt_bars_descending.png",
+        "heatmap_finetune_descending.png",
+        "heatmap_replay_descending.png",
+    ):
+        assert expected in names
+    assert all(p.is_file() and p.parent == report.out_dir for p in report.files)
+    for png in (p for p in report.files if p.suffix == ".png"):
+        with Image.open(png) as image:
+            assert image.format == "PNG" and min(image.size) >= 300
+    assert report.runs == 20
+
+
+def test_table1_means_in_the_csv(report) -> None:
+    with open(report.out_dir / "bwt_per_center_descending.csv") as f:
+        rows = {row["center"]: row for row in csv.DictReader(f)}
+    assert list(rows) == DESCENDING
+    for strategy in ("finetune", "replay"):
+        for center, expected in zip(DESCENDING, TABLE1[strategy], strict=True):
+            assert float(rows[center][f"{strategy} mean"]) == pytest.approx(expected, abs=1e-12)
+            assert rows[center][f"{strategy} n"] == "9"
+
+
+def test_markdown_report_lists_tables_and_skipped_runs(report) -> None:
+    text = (report.out_dir / "report.md").read_text()
+    assert "| Milan | -0.284 ± 0.003 | 0.001 ± 0.003 |" in text
+    assert "| joint | 1 | 0.500 |" in text and "| single | 1 | 0.400 |" in text
+    assert "Wilcoxon" in text and "![" in text
+    reasons = {s.name: s.reason for s in report.skipped}
+    assert reasons["replay-seed99"].startswith("unfinished")
+    assert "no r_matrix.json" in reasons["missing-seed1"]
+    assert reasons["broken-seed2"] == "r_matrix.json: seed: Field required"
+    assert "stage1-BWH" not in reasons
+    for name, reason in reasons.items():
+        assert name in text and reason in text
+
+
+def test_html_is_self_contained(report) -> None:
+    page = (report.out_dir / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?://""", page)
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) == sum(p.suffix == ".png" for p in report.files)
+    assert all(uri.startswith("data:image/png;base64,") for uri in images)
+
+
+def test_report_run_is_logged_and_never_read_as_a_parent(store, logged, report) -> None:
+    run = store.client.get_run(report.run_id)
+    assert run.info.run_name == "report" and run.data.tags["mscl.kind"] == "report"
+    assert "mscl.strategy" not in run.data.tags
+    logged_files = {a.path for a in store.client.list_artifacts(report.run_id)}
+    assert logged_files == {p.name for p in report.files}
+    assert len(read_parent_runs(store.client, logged).runs) == 20
+
+
+def test_single_seed_single_strategy_report(store, tmp_path) -> None:
+    name, exp = store.experiment()
+    store.log(exp, table1_runs("replay")[0])
+    result = build_report(name, tmp_path, tracking_uri=store.uri, log_to_mlflow=False)
+    text = (tmp_path / "report.md").read_text()
+    assert result.runs == 1 and result.run_id is None
+    assert "One seed only" in text and "Paired tests: not run" in text
+    assert "nan" not in text.lower()
+
+
+def test_strategy_and_order_filters(store, logged, tmp_path) -> None:
+    result = build_report(
+        logged,
+        tmp_path,
+        tracking_uri=store.uri,
+        strategies=["replay", "nope"],
+        order="descending",
+        log_to_mlflow=False,
+    )
+    text = (tmp_path / "report.md").read_text()
+    assert result.runs == 9
+    assert "No finished runs for the requested strategies: nope." in text
+    with pytest.raises(MsclError, match="--order"):
+        build_report(logged, tmp_path, tracking_uri=store.uri, order="sideways")  # type: ignore[arg-type]
+
+
+def test_empty_and_unknown_experiments_are_clear_errors(store, tmp_path) -> None:
+    name, exp = store.experiment()
+    store.log(exp, table1_runs("replay")[0], finish=False)
+    with pytest.raises(TrackingError, match=r"no finished runs.*1 skipped, first: unfinished"):
+        build_report(name, tmp_path, tracking_uri=store.uri)
+    with pytest.raises(TrackingError, match="unknown MLflow experiment 'nope'"):
+        build_report("nope", tmp_path, tracking_uri=store.uri)
+    with pytest.raises(TrackingError, match="no MLflow database"):
+        build_report(name, tmp_path, tracking_uri=f"sqlite:///{tmp_path}/absent.db")
