@@ -54,10 +54,14 @@ def main(
 
 
 def _register() -> None:
-    from mscl.cli import config_cmd, prepare
+    from mscl.cli import config_cmd, evaluate, memory, prepare, report, train
 
     app.add_typer(config_cmd.app, name="config")
     app.command("prepare")(prepare.prepare)
+    app.command("train")(train.train)
+    app.command("evaluate")(evaluate.evaluate)
+    app.add_typer(memory.app, name="memory")
+    app.command("report")(report.report)
 
 
 _register()

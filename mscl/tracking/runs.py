@@ -16,7 +16,8 @@ from typing import Any
 
 import mlflow
 import torch
-from mlflow.entities import Metric, Param, RunTag
+import numpy as np
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from mscl.config import ExperimentConfig
@@ -88,12 +89,32 @@ class MlflowStudyObserver:
         self._stage_run = None
 
 
+def ensure_experiment(name: str) -> str:
+    """Make ``name`` the active experiment, creating it if needed; returns its id.
+
+    With a ``sqlite:///`` store, a new experiment keeps its artifacts in ``mlartifacts/`` beside the
+    database file (MLflow would otherwise write ``./mlruns`` into whatever folder the command runs in).
+    """
+    from mscl.tracking.uri import sqlite_path
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        database = sqlite_path(mlflow.get_tracking_uri())
+        location = (database.resolve().parent / "mlartifacts").as_uri() if database else None
+        experiment_id = client.create_experiment(name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
 @contextmanager
 def study_run(
     cfg: ExperimentConfig, seed: int, setup: StudySetup, dataset: PreparedDataset
 ) -> Iterator[tuple[MlflowClient, str]]:
     """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest."""
-    mlflow.set_experiment(cfg.tracking.experiment)
+    ensure_experiment(cfg.tracking.experiment)
     name = f"{cfg.strategy.name}-seed{seed}"
     with mlflow.start_run(run_name=name) as run:
         client = MlflowClient()
@@ -159,3 +180,31 @@ def use_tracking_uri(uri: str | None) -> str:
     check_reachable(resolved)
     mlflow.set_tracking_uri(resolved)
     return resolved
+
+
+def log_evaluation(
+    client: MlflowClient,
+    source: Run,
+    dataset: PreparedDataset,
+    scores: dict[str, dict[str, float]],
+    split: str,
+) -> str:
+    """Log an evaluation of ``source``'s checkpoint as a run ``evaluate-<source name>``; returns its id."""
+    name = f"evaluate-{source.info.run_name or source.info.run_id[:8]}"
+    run = client.create_run(
+        source.info.experiment_id,
+        run_name=name,
+        tags={
+            "mscl.kind": "evaluate",
+            "mscl.source_run": source.info.run_id,
+            "mscl.split": split,
+            "mscl.dataset": str(dataset.directory.resolve()),
+            "mscl.dataset_digest": dataset.manifest.digest(),
+        },
+    )
+    run_id = run.info.run_id
+    means = {f"test_dice/{c}": float(np.nanmean(list(v.values()))) for c, v in scores.items() if v}
+    log_metrics(client, run_id, means)
+    client.log_dict(run_id, scores, "per_case_dice.json")
+    client.set_terminated(run_id)
+    return run_id

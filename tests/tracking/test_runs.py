@@ -85,3 +85,32 @@ def test_unknown_strategy_and_missing_dataset_are_clear_errors(blob_dataset: Pat
     )
     assert order.exit_code == 2
     assert "unknown center(s) Nowhere" in order.stderr
+
+
+def test_evaluate_scores_a_logged_checkpoint(trained: tuple[str, str], blob_dataset: Path, tmp_path: Path) -> None:
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    parent = parents(client, experiment)[0]
+    rmatrix = load_r_matrix(client, parent.info.run_id)
+    out = tmp_path / "pred"
+    result = CliRunner().invoke(
+        app,
+        ["evaluate", "--run-id", parent.info.run_id, "--data", str(blob_dataset), "--stage", "3",
+         "--save-predictions", str(out), "--tracking-uri", uri],
+    )
+    assert result.exit_code == 0, result.output
+    exp = client.get_experiment_by_name(experiment)
+    [evaluation] = client.search_runs([exp.experiment_id], "tags.`mscl.kind` = 'evaluate'")
+    assert evaluation.data.tags["mscl.source_run"] != parent.info.run_id  # the stage run was scored
+    scored = [evaluation.data.metrics[f"test_dice/{c}"] for c in rmatrix.centers]
+    assert scored == pytest.approx(rmatrix.matrix[2])  # the checkpoint reproduces the last R row
+    assert len(list(out.glob("*_pred.nii.gz"))) >= 3
+
+
+def test_evaluate_unknown_run_is_a_clear_error(trained: tuple[str, str], blob_dataset: Path) -> None:
+    uri, _ = trained
+    result = CliRunner().invoke(
+        app, ["evaluate", "--run-id", "0123456789abcdef", "--data", str(blob_dataset), "--tracking-uri", uri]
+    )
+    assert result.exit_code == 2
+    assert "run '0123456789abcdef' not found" in result.stderr
