@@ -17,9 +17,18 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 install: $(STAMP)
 
+DEMO_URI = sqlite:///$(abspath $(DEMO_DIR))/mlflow.db
+DEMO_PRESET ?= quick
+DEMO_TRAIN = $(BIN)/mscl train --data $(DEMO_DIR)/data --preset $(DEMO_PRESET) --tracking-uri $(DEMO_URI) --experiment demo
+
+# The main job on the synthetic default: prepare, fine-tuning and replay (one seed), then the report.
 demo: $(STAMP)
-	$(BIN)/mscl prepare --synthetic --preset quick --out $(DEMO_DIR)/data/quick --overwrite
-	@echo "demo dataset: $(DEMO_DIR)/data/quick"
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(BIN)/mscl prepare --synthetic --preset $(DEMO_PRESET) --out $(DEMO_DIR)/data --workers 2
+	$(DEMO_TRAIN) --strategy finetune
+	$(DEMO_TRAIN) --strategy replay
+	$(BIN)/mscl report --experiment demo --tracking-uri $(DEMO_URI) --out $(DEMO_DIR)/report
+	@echo "report: $(abspath $(DEMO_DIR))/report/report.html (MLflow UI: mlflow ui --backend-store-uri $(DEMO_URI))"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,94 @@
+"""One training stage on tiny blob volumes: learning, bitwise reproducibility, resume, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mscl.config import ModelConfig, TrainConfig
+from mscl.data.cache import CaseCache
+from mscl.engine.trainer import StageResult, train_stage
+from mscl.models.unet import build_model
+
+from .conftest import blob_case
+
+
+def _cache(cases: list[tuple[np.ndarray, np.ndarray]]) -> CaseCache:
+    return CaseCache.from_arrays([image for image, _ in cases], [label for _, label in cases], "cpu")
+
+
+def _train(
+    model_cfg: ModelConfig, cfg: TrainConfig, cache: CaseCache, epochs: int, **kwargs
+) -> tuple[torch.nn.Module, StageResult]:
+    model = build_model(model_cfg, seed=0)
+    return model, train_stage(model, cache, cfg, epochs=epochs, seed=7, **kwargs)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_training_reduces_the_loss_and_is_bitwise_reproducible(blobs, tiny_model_cfg, tiny_train_cfg) -> None:
+    cache = _cache(blobs)
+    first_model, first = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=10)
+    again_model, again = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=10)
+    losses = [entry["loss"] for entry in first.history]
+    assert np.mean(losses[-3:]) < 0.75 * losses[0]
+    assert losses == [entry["loss"] for entry in again.history]
+    assert _same_weights(first_model, again_model)
+
+
+def test_resumed_stage_matches_an_uninterrupted_one(blobs, tiny_model_cfg, tiny_train_cfg) -> None:
+    cache = _cache(blobs)
+    whole_model, whole = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=4)
+    part_model, part = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=2)
+    rest = train_stage(part_model, cache, tiny_train_cfg, epochs=4, seed=7, resume=part.state)
+    assert rest.state.epoch == 4
+    assert [e["epoch"] for e in rest.history] == [2.0, 3.0]
+    assert [e["loss"] for e in part.history + rest.history] == [e["loss"] for e in whole.history]
+    assert _same_weights(whole_model, part_model)
+
+
+def test_metrics_schedule_steps_and_callbacks(tiny_model_cfg, tiny_train_cfg) -> None:
+    cache = _cache([blob_case(seed) for seed in range(3)])
+    cfg = tiny_train_cfg.model_copy(update={"scheduler_step": 2, "scheduler_gamma": 0.5, "lr": 0.01})
+    epochs: list[tuple[int, dict[str, float]]] = []
+    ticks: list[tuple[int, int]] = []
+    _, result = _train(
+        tiny_model_cfg,
+        cfg,
+        cache,
+        epochs=3,
+        device=torch.device("cpu"),
+        on_epoch=lambda epoch, metrics: epochs.append((epoch, metrics)),
+        progress=lambda done, total: ticks.append((done, total)),
+    )
+    assert result.steps == 6
+    assert ticks == [(step, 6) for step in range(1, 7)]
+    assert [epoch for epoch, _ in epochs] == [0, 1, 2]
+    assert [metrics["lr"] for _, metrics in epochs] == pytest.approx([0.01, 0.01, 0.005])
+    for (_, metrics), entry in zip(epochs, result.history, strict=True):
+        assert set(metrics) == {"loss", "lr", "patches_per_s", "seconds"}
+        assert entry == {"epoch": entry["epoch"], **metrics}
+        assert 0 < metrics["loss"] < 1
+        assert metrics["patches_per_s"] == pytest.approx(3 * cfg.patches_per_case / metrics["seconds"])
+    assert result.state.scheduler["last_epoch"] == 3
+
+
+def test_cache_on_another_device_is_refused(blobs, tiny_model_cfg, tiny_train_cfg) -> None:
+    with pytest.raises(ValueError, match="not on the training device meta"):
+        _train(tiny_model_cfg, tiny_train_cfg, _cache(blobs), epochs=1, device=torch.device("meta"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stage_runs_on_cuda_with_a_half_precision_cache(blobs, tiny_model_cfg, tiny_train_cfg) -> None:
+    cache = CaseCache.from_arrays([i for i, _ in blobs], [label for _, label in blobs], "cuda")
+    assert cache.images.dtype == torch.float16
+    cfg = tiny_train_cfg.model_copy(update={"precision": "auto", "device": "cuda"})
+    model, result = _train(tiny_model_cfg, cfg, cache, epochs=3, device=torch.device("cuda"))
+    assert next(model.parameters()).is_cuda
+    assert all(0 < entry["loss"] < 1 for entry in result.history)
