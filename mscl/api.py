@@ -2,53 +2,179 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mscl.config import ExperimentConfig
+from mscl.config import (
+    ExperimentConfig,
+    deep_merge,
+    parse_override,
+    preset_mapping,
+    read_yaml,
+    validate_mapping,
+)
 from mscl.data.dataset import PreparedDataset
 from mscl.data.predictions import PredictionWriter
-from mscl.protocol.loop import StudyResult, plan_study, run_study
-from mscl.protocol.observers import CompositeObserver, ProgressObserver, progress_display
+from mscl.errors import StudyInterrupted
+from mscl.protocol.loop import StudyResult, StudySetup, plan_study, run_study, stage_epochs
+from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver, progress_display
+
+if TYPE_CHECKING:
+    from mlflow.entities import Run
 
 
-def train_study(data_dir: Path, cfg: ExperimentConfig, quiet: bool = False) -> list[StudyResult]:
+def train_study(
+    data_dir: Path,
+    cfg: ExperimentConfig,
+    quiet: bool = False,
+    observers: Sequence[StudyObserver] = (),
+) -> list[StudyResult]:
     """Run ``cfg.strategy`` for every seed of ``cfg.protocol.seeds``, one MLflow parent run per seed.
+
+    Args:
+        data_dir: a prepared dataset directory.
+        cfg: the resolved configuration.
+        quiet: no progress bars or tables.
+        observers: extra observers of every study (notebooks, tests).
 
     Returns:
         One :class:`StudyResult` per seed, in seed order.
+
+    Raises:
+        StudyInterrupted: on Ctrl-C or SIGTERM, after ending the runs as KILLED.
     """
-    from mscl.tracking.runs import MlflowStudyObserver, log_study_result, study_run
     from mscl.tracking.runs import use_tracking_uri
 
     use_tracking_uri(cfg.tracking.uri)
-    console = Console(quiet=quiet)
-    results = []
-    with PreparedDataset(data_dir) as dataset:
-        for seed in cfg.protocol.seeds:
-            setup = plan_study(dataset, cfg, seed)
-            started = time.perf_counter()
-            with study_run(cfg, seed, setup, dataset) as (client, run_id), progress_display(quiet) as bar:
-                stages = setup.strategy.plan(setup.order)
-                observer = CompositeObserver(
-                    [
-                        MlflowStudyObserver(client, run_id, cfg),
-                        ProgressObserver(bar, len(stages), _epochs(cfg), f"{cfg.strategy.name} seed {seed}"),
-                    ]
-                )
-                result = run_study(dataset, cfg, seed, observer, setup)
-                log_study_result(client, run_id, result, time.perf_counter() - started)
-            console.print(result_table(result, run_id))
-            results.append(result)
-    return results
+    with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
+        return [
+            _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers)
+            for seed in cfg.protocol.seeds
+        ]
 
 
-def _epochs(cfg: ExperimentConfig) -> int:
-    return min(cfg.train.epochs, cfg.train.max_epochs or cfg.train.epochs)
+def resume_study(
+    run_id: str,
+    data_dir: Path,
+    *,
+    tracking_uri: str | None = None,
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: Sequence[str | Mapping[str, Any]] = (),
+    quiet: bool = False,
+    observers: Sequence[StudyObserver] = (),
+) -> StudyResult:
+    """Continue the interrupted study of parent run ``run_id`` where it stopped.
+
+    The run's logged configuration is used; settings given here must agree with it, and the dataset must
+    have the logged digest, otherwise nothing is resumed and the differences are named.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from mscl.tracking.checkpoints import run_config
+    from mscl.tracking.resume import check_resumable, parent_run
+    from mscl.tracking.runs import use_tracking_uri
+
+    client = MlflowClient(use_tracking_uri(tracking_uri))
+    parent = parent_run(client, run_id)
+    logged = run_config(client, parent)
+    current = resolve_against(logged, preset, config_file, overrides)
+    seed = int(parent.data.tags["mscl.seed"])
+    with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
+        check_resumable(parent, logged, current, dataset.manifest.digest())
+        setup = plan_study(dataset, logged, seed)
+        return _run_seed(dataset, logged, seed, setup, quiet, observers, resume=parent)
+
+
+def resolve_against(
+    logged: ExperimentConfig,
+    preset: str | None,
+    config_file: Path | None,
+    overrides: Sequence[str | Mapping[str, Any]],
+) -> ExperimentConfig:
+    """The configuration a resume command asks for: the logged one with the given settings applied."""
+    merged: dict[str, Any] = logged.model_dump(mode="json")
+    if preset is not None and preset != logged.preset:
+        merged = deep_merge(preset_mapping(preset), {"preset": preset})
+    if config_file is not None:
+        merged = deep_merge(merged, read_yaml(config_file))
+    for override in overrides:
+        merged = deep_merge(merged, parse_override(override) if isinstance(override, str) else override)
+    return validate_mapping(merged, source="resume settings")
+
+
+def _run_seed(
+    dataset: PreparedDataset,
+    cfg: ExperimentConfig,
+    seed: int,
+    setup: StudySetup,
+    quiet: bool,
+    observers: Sequence[StudyObserver],
+    resume: Run | None = None,
+) -> StudyResult:
+    """One (strategy, seed) study inside its MLflow parent run, resumed when ``resume`` is given."""
+    from mscl.protocol.checkpoints import CheckpointObserver, StateStore
+    from mscl.tracking.lineage import LineageObserver
+    from mscl.tracking.resume import ResumeInfo, load_resume_info
+    from mscl.tracking.runs import MlflowStudyObserver, log_study_result, study_run
+
+    started = time.perf_counter()
+    stages = setup.strategy.plan(setup.order)
+    resume_id = resume.info.run_id if resume is not None else None
+    run_id = resume_id or "?"
+    try:
+        with (
+            study_run(cfg, seed, setup, dataset, resume_id) as (client, run_id),
+            progress_display(quiet) as bar,
+        ):
+            store = StateStore(cfg.train.checkpoint_dir / run_id)
+            info = load_resume_info(client, resume, stages, store) if resume is not None else ResumeInfo()
+            observer = CompositeObserver(
+                [
+                    MlflowStudyObserver(client, run_id, cfg, reattach=info.stage_runs),
+                    LineageObserver(client, run_id, cfg, dataset, setup.strategy),
+                    CheckpointObserver(store, cfg.train.checkpoint_every),
+                    ProgressObserver(bar, len(stages), stage_epochs(cfg), f"{cfg.strategy.name} seed {seed}"),
+                    *observers,
+                ]
+            )
+            result = run_study(dataset, cfg, seed, observer, setup, info.point)
+            earlier = sum(outcome.seconds for outcome in info.point.finished.values())
+            log_study_result(client, run_id, result, time.perf_counter() - started + earlier)
+    except KeyboardInterrupt:
+        raise StudyInterrupted(
+            f"interrupted: run {run_id} ended as KILLED; continue it with "
+            f"`mscl train --resume {run_id} --data {dataset.directory}`"
+        ) from None
+    Console(quiet=quiet).print(result_table(result, run_id))
+    return result
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (a preempted job, ``kill``) like Ctrl-C while training, in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def result_table(result: StudyResult, run_id: str) -> Table:
@@ -110,7 +236,12 @@ def evaluate_run(
             if not cases:
                 continue
             scores[center] = evaluate_cases(
-                model, cases, cfg.eval, cfg.train.patch_size, device, cfg.train.precision,
+                model,
+                cases,
+                cfg.eval,
+                cfg.train.patch_size,
+                device,
+                cfg.train.precision,
                 on_prediction=writer.write if writer else None,
             )
         log_evaluation(client, run, dataset, scores, split)

@@ -108,6 +108,10 @@ class TrainConfig(StrictModel):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "auto"
     deterministic: bool = True
+    checkpoint_every: int = Field(
+        10, ge=0, description="Epochs between mid-stage resume points (0: only at stage ends)."
+    )
+    checkpoint_dir: Path = Field(Path("checkpoints"), description="Folder of mid-stage resume points.")
 
     @field_validator("patch_size")
     @classmethod
@@ -201,7 +205,12 @@ class ExperimentConfig(StrictModel):
 
     def flat(self) -> dict[str, str]:
         """Flattened ``section.key -> value`` strings, as logged to MLflow params."""
-        return {key: str(value) for key, value in _flatten(self.model_dump(mode="json")).items()}
+        return flatten_config(self.model_dump(mode="json"))
+
+
+def flatten_config(tree: Mapping[str, Any]) -> dict[str, str]:
+    """Flattened ``section.key -> value`` strings of a config mapping (e.g. a logged ``config.yaml``)."""
+    return {key: str(value) for key, value in _flatten(tree).items()}
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

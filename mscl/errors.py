@@ -4,6 +4,8 @@
 class MsclError(Exception):
     """Base class of every error caused by user input (files, options, configs)."""
 
+    exit_code: int = 2
+
 
 class ConfigError(MsclError):
     """An experiment configuration is invalid; the message names every offending field."""
@@ -23,3 +25,9 @@ class MemoryCorrupted(MemoryBackendError):
 
 class TrackingError(MsclError):
     """The MLflow tracking store is unreachable or holds something unexpected."""
+
+
+class StudyInterrupted(MsclError):
+    """Training was interrupted (Ctrl-C or SIGTERM); the runs were ended as KILLED and can be resumed."""
+
+    exit_code = 130

@@ -23,7 +23,7 @@ class ErrorBoundaryGroup(TyperGroup):
             if (ctx.obj or {}).get("debug") or os.environ.get("MSCL_DEBUG"):
                 raise
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            ctx.exit(exc.exit_code)
 
 
 app = typer.Typer(
@@ -54,7 +54,7 @@ def main(
 
 
 def _register() -> None:
-    from mscl.cli import config_cmd, evaluate, memory, prepare, report, train
+    from mscl.cli import bench, config_cmd, evaluate, memory, prepare, report, train
 
     app.add_typer(config_cmd.app, name="config")
     app.command("prepare")(prepare.prepare)
@@ -62,6 +62,11 @@ def _register() -> None:
     app.command("evaluate")(evaluate.evaluate)
     app.add_typer(memory.app, name="memory")
     app.command("report")(report.report)
+    app.command("bench")(bench.bench)
 
 
 _register()
+
+
+if __name__ == "__main__":
+    app()

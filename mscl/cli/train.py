@@ -43,6 +43,9 @@ def train(
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Continue the interrupted parent run with this id.")
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""
@@ -53,10 +56,18 @@ def train(
         "train": given(epochs=epochs, max_epochs=max_epochs, device=device),
         "tracking": given(uri=tracking_uri, experiment=experiment),
     }
-    cfg = load_config(preset, config, [*(set_ or ()), flags])
+    overrides = [*(set_ or ()), flags]
+    if resume is not None:
+        from mscl.api import resume_study
+
+        resume_study(
+            resume, data, tracking_uri=tracking_uri, preset=preset, config_file=config, overrides=overrides,
+            quiet=quiet,
+        )  # fmt: skip
+        return
     from mscl.api import train_study
 
-    train_study(data, cfg, quiet=quiet)
+    train_study(data, load_config(preset, config, overrides), quiet=quiet)
 
 
 def _seeds(count: int | None, listed: str | None) -> list[int] | None:

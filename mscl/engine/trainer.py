@@ -67,6 +67,7 @@ def train_stage(
     on_epoch: EpochCallback | None = None,
     progress: ProgressCallback | None = None,
     resume: StageState | None = None,
+    on_state: Callable[[StageState], None] | None = None,
 ) -> StageResult:
     """Train ``model`` in place on the cases of ``cache``, on the cache's device.
 
@@ -82,15 +83,14 @@ def train_stage(
         on_epoch: Called after each epoch with its 0-based index and its metrics.
         progress: Called after each step with ``(steps done, total steps)`` of this call.
         resume: State returned by an earlier, interrupted call on the same model.
+        on_state: Called after each epoch with the state a resume from that point needs.
     """
     if device is not None and not _same_device(torch.device(device), cache.device):
         raise ValueError(f"the case cache lives on {cache.device}, not on the training device {device}")
     device = cache.device
     configure_determinism(cfg.deterministic, device)
     model.to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda"
-    )
+    optimizer = make_optimizer(model, cfg)
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=cfg.scheduler_step, gamma=cfg.scheduler_gamma
     )
@@ -125,6 +125,8 @@ def train_stage(
         history.append({"epoch": float(epoch), **metrics})
         if on_epoch is not None:
             on_epoch(epoch, metrics)
+        if on_state is not None:
+            on_state(StageState(optimizer.state_dict(), scheduler.state_dict(), epoch + 1))
     state = StageState(optimizer.state_dict(), scheduler.state_dict(), max(epochs, start))
     return StageResult(history=history, state=state, steps=steps)
 
@@ -141,7 +143,7 @@ def _run_epoch(
     loss_sum = torch.zeros((), device=cache.device)
     order = torch.randperm(len(cache), generator=generator, device=cache.device)
     for cases in order.split(cfg.cases_per_step):
-        case_idx = cases.repeat_interleave(cfg.patches_per_case)
+        case_idx = cases[:, None].expand(-1, cfg.patches_per_case).reshape(-1)  # repeat_interleave, sync-free
         images, labels = sample_patches(
             cache,
             case_idx,
@@ -151,19 +153,28 @@ def _run_epoch(
             flips=cfg.flips,
             rotations=cfg.rotations,
         )
-        loss_sum += _step(model, optimizer, images, labels, cfg) * case_idx.numel()
+        loss_sum += optimizer_step(model, optimizer, images, labels, cfg) * case_idx.numel()
         on_step()
     return loss_sum.item() / (len(cache) * cfg.patches_per_case)
 
 
-def _step(
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over ``model``'s parameters (fused kernels when the model is on CUDA)."""
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=on_cuda)
+
+
+def optimizer_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     images: torch.Tensor,
     labels: torch.Tensor,
     cfg: TrainConfig,
 ) -> torch.Tensor:
-    """One optimizer step; returns the detached loss."""
+    """One training step (autocast forward, soft Dice, backward, optimizer step); returns the detached loss.
+
+    Shared by :func:`train_stage` and the model-only benchmark (:mod:`mscl.bench`).
+    """
     with autocast_context(images.device, cfg.precision):
         prediction = model(images)
     loss = soft_dice_loss(prediction, labels)

@@ -180,6 +180,11 @@ class ReplayMemory:
             stored.append(self.backend.put(item.case.id, image, label, meta))
         return stored
 
+    def clear(self) -> None:
+        """Remove every sample (a study rebuilds its memory stage by stage, also when it resumes)."""
+        for key in list(self.backend):
+            self.backend.remove(key)
+
     def centers(self) -> list[str]:
         """Centers present in the memory, sorted."""
         return sorted({self.backend.meta(key).center for key in self.backend})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ import torch
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.data.manifest import CaseRecord
+from mscl.engine.trainer import StageState
+from mscl.protocol.checkpoints import PartialStage
 from mscl.protocol.observers import StudyObserver
 from mscl.protocol.order import order_kind, resolve_order, select_centers
 from mscl.strategies import build_strategy
@@ -76,12 +78,22 @@ def plan_study(dataset: PreparedDataset, cfg: ExperimentConfig, seed: int) -> St
     return StudySetup(centers, order, order_kind(cfg.protocol.order), build_strategy(cfg, seed))
 
 
+@dataclass
+class ResumePoint:
+    """What an interrupted study already did: finished stages (from MLflow) and a half-done stage."""
+
+    finished: dict[int, StageOutcome] = field(default_factory=dict)
+    last_weights: Callable[[], dict[str, Any]] | None = None
+    partial: PartialStage | None = None
+
+
 def run_study(
     dataset: PreparedDataset,
     cfg: ExperimentConfig,
     seed: int,
     observer: StudyObserver,
     setup: StudySetup | None = None,
+    resume: ResumePoint | None = None,
 ) -> StudyResult:
     """Train and score every stage of one (strategy, seed) study.
 
@@ -89,28 +101,42 @@ def run_study(
         dataset: the prepared dataset directory.
         cfg: the resolved experiment configuration.
         seed: drives initialisation, sampling, replay selection and (unless set apart) the order.
-        observer: receives stage and epoch events (MLflow logging, progress).
+        observer: receives stage and epoch events (MLflow logging, checkpoints, progress).
         setup: centers, order and strategy from :func:`plan_study` (planned here when omitted).
+        resume: finished stages to skip (their scores reused, the strategy's memory rebuilt from them)
+            and a half-done stage to continue from its last resume point.
     """
     from mscl.engine.device import configure_determinism, resolve_device, seed_everything
     from mscl.models.unet import build_model
 
     setup = setup or plan_study(dataset, cfg, seed)
+    resume = resume or ResumePoint()
     device = resolve_device(cfg.train.device)
     configure_determinism(cfg.train.deterministic, device)
     seed_everything(seed)
     initial = build_model(cfg.model, seed=seed).to(device)
-    tests = _test_cases(dataset, setup.centers)
-    scorer = _Scorer(cfg, device, tests)
-    baseline, _ = scorer.score(initial)
+    runner = _StageRunner(dataset, cfg, seed, device, setup.strategy, observer)
+    baseline, _ = runner.score(initial)
     result = StudyResult(
         cfg.strategy.name, setup.strategy.kind, seed, setup.order, setup.order_kind, setup.centers, baseline
     )
     model = copy.deepcopy(initial)
+    carried_from_mlflow = False
     try:
         for stage in setup.strategy.plan(setup.order):
-            model = _stage_model(stage, model, initial, cfg, seed)
-            outcome = _run_stage(stage, model, dataset, setup.strategy, scorer, cfg, seed, device, observer)
+            if stage.index in resume.finished:
+                setup.strategy.after_stage(stage, runner.own_cases(stage))
+                result.stages.append(resume.finished[stage.index])
+                carried_from_mlflow = True
+                continue
+            if carried_from_mlflow and resume.last_weights is not None:
+                model.load_state_dict(resume.last_weights())
+                carried_from_mlflow = False
+            model = stage_model(stage, model, initial, cfg, seed)
+            partial = resume.partial if resume.partial and resume.partial.index == stage.index else None
+            if partial is not None:
+                model.load_state_dict(partial.model)
+            outcome = runner.run(stage, model, partial.state if partial else None)
             result.stages.append(outcome)
             observer.stage_finished(outcome, model)
     finally:
@@ -118,7 +144,7 @@ def run_study(
     return result
 
 
-def _stage_model(
+def stage_model(
     stage: StagePlan, model: torch.nn.Module, initial: torch.nn.Module, cfg: ExperimentConfig, seed: int
 ) -> torch.nn.Module:
     """A fresh copy of the initial weights, or the carried model (decoder re-initialised for ``encoder``)."""
@@ -131,76 +157,64 @@ def _stage_model(
     return model
 
 
-def _run_stage(
-    stage: StagePlan,
-    model: torch.nn.Module,
-    dataset: PreparedDataset,
-    strategy: Strategy,
-    scorer: _Scorer,
-    cfg: ExperimentConfig,
-    seed: int,
-    device: torch.device,
-    observer: StudyObserver,
-) -> StageOutcome:
-    from mscl.data.cache import CaseCache
-    from mscl.engine.trainer import train_stage
+class _StageRunner:
+    """Trains one stage on its cases and scores every center's test split."""
 
-    observer.stage_started(stage)
-    started = time.perf_counter()
-    own = list(_load_cases(dataset, dataset.manifest.cases_of(split="train"), stage.train_centers))
-    cases = own + strategy.extra_cases(stage)
-    cache = CaseCache.from_arrays(
-        [c.image for c in cases],
-        [c.label for c in cases],
-        device=device,
-        min_shape=cfg.train.patch_size,
-        case_ids=[c.key for c in cases],
-    )
-    epochs = min(cfg.train.epochs, cfg.train.max_epochs or cfg.train.epochs)
-    result = train_stage(
-        model,
-        cache,
-        cfg.train,
-        epochs=epochs,
-        seed=seed * 1000 + stage.index,
-        device=device,
-        on_epoch=lambda epoch, metrics: observer.epoch_finished(stage, epoch, metrics),
-    )
-    del cache
-    scores, per_case = scorer.score(model)
-    manifest = strategy.after_stage(stage, own)
-    return StageOutcome(
-        stage, scores, per_case, result.history, time.perf_counter() - started, memory_manifest=manifest
-    )
+    def __init__(
+        self,
+        dataset: PreparedDataset,
+        cfg: ExperimentConfig,
+        seed: int,
+        device: torch.device,
+        strategy: Strategy,
+        observer: StudyObserver,
+    ) -> None:
+        self.dataset, self.cfg, self.seed, self.device = dataset, cfg, seed, device
+        self.strategy, self.observer = strategy, observer
+        centers = select_centers(dataset.manifest.center_names(), cfg.protocol.centers)
+        records = dataset.manifest.cases_of(split="test")
+        self.tests = {center: list(_load_cases(dataset, records, [center])) for center in centers}
 
+    def own_cases(self, stage: StagePlan) -> list[ExtraCase]:
+        """The training-split cases of the stage's centers."""
+        records = self.dataset.manifest.cases_of(split="train")
+        return list(_load_cases(self.dataset, records, stage.train_centers))
 
-def _load_cases(
-    dataset: PreparedDataset, records: Sequence[CaseRecord], centers: Sequence[str]
-) -> Iterator[ExtraCase]:
-    for record in records:
-        if record.center in centers:
-            image, label = dataset.load(record.id)
-            meta = {
-                "center": record.center,
-                "subject": record.subject,
-                "contrast": record.contrast,
-                "lesion_voxels": record.lesion_voxels,
-            }
-            yield ExtraCase(record.id, image, label, meta)
+    def run(self, stage: StagePlan, model: torch.nn.Module, resume: StageState | None) -> StageOutcome:
+        """Train ``model`` in place on the stage's cases, score it, update the strategy's memory."""
+        from mscl.data.cache import CaseCache
+        from mscl.engine.trainer import train_stage
 
-
-def _test_cases(dataset: PreparedDataset, centers: Sequence[str]) -> dict[str, list[ExtraCase]]:
-    records = dataset.manifest.cases_of(split="test")
-    return {center: list(_load_cases(dataset, records, [center])) for center in centers}
-
-
-class _Scorer:
-    """Scores a model on every center's test cases: Dice per case, center = mean over its cases."""
-
-    def __init__(self, cfg: ExperimentConfig, device: torch.device, tests: dict[str, list[ExtraCase]]):
-        self.cfg, self.device, self.tests = cfg, device, tests
+        self.observer.stage_started(stage)
+        started = time.perf_counter()
+        own = self.own_cases(stage)
+        cases = own + self.strategy.extra_cases(stage)
+        cache = CaseCache.from_arrays(
+            [c.image for c in cases],
+            [c.label for c in cases],
+            device=self.device,
+            min_shape=self.cfg.train.patch_size,
+            case_ids=[c.key for c in cases],
+        )
+        result = train_stage(
+            model,
+            cache,
+            self.cfg.train,
+            epochs=stage_epochs(self.cfg),
+            seed=self.seed * 1000 + stage.index,
+            device=self.device,
+            on_epoch=lambda epoch, metrics: self.observer.epoch_finished(stage, epoch, metrics),
+            on_state=lambda state: self.observer.stage_state(stage, model, state),
+            resume=resume,
+        )
+        del cache
+        scores, per_case = self.score(model)
+        manifest = self.strategy.after_stage(stage, own)
+        seconds = time.perf_counter() - started
+        return StageOutcome(stage, scores, per_case, result.history, seconds, memory_manifest=manifest)
 
     def score(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """Dice per test case of every center, and each center's mean over its cases."""
         from mscl.engine.metrics import evaluate_cases
 
         per_case = {
@@ -219,3 +233,23 @@ class _Scorer:
             for center, values in per_case.items()
         }
         return scores, per_case
+
+
+def stage_epochs(cfg: ExperimentConfig) -> int:
+    """Epochs each stage trains: ``train.epochs`` capped by ``train.max_epochs``."""
+    return min(cfg.train.epochs, cfg.train.max_epochs or cfg.train.epochs)
+
+
+def _load_cases(
+    dataset: PreparedDataset, records: Sequence[CaseRecord], centers: Sequence[str]
+) -> Iterator[ExtraCase]:
+    for record in records:
+        if record.center in centers:
+            image, label = dataset.load(record.id)
+            meta = {
+                "center": record.center,
+                "subject": record.subject,
+                "contrast": record.contrast,
+                "lesion_voxels": record.lesion_voxels,
+            }
+            yield ExtraCase(record.id, image, label, meta)

@@ -40,7 +40,9 @@ def per_center_bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) 
     """``R[K-1, c] - R[s(c), c]`` for every trained center ``c``."""
     r = _check(r, order)
     cols = _stage_columns(order, centers)
-    return {center: float(r[-1, col] - r[i, col]) for i, (center, col) in enumerate(zip(order, cols))}
+    return {
+        center: float(r[-1, col] - r[i, col]) for i, (center, col) in enumerate(zip(order, cols, strict=True))
+    }
 
 
 def bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> float:

@@ -2,7 +2,9 @@
 
 Each stage trains on the current center's training split merged with every case in the memory
 (L' = E_{D_k}[l] + E_M[l] over the pooled cases); after the stage the policy selects the center's cases to
-keep. The memory lives in any registered backend, so it can persist between processes.
+keep. The memory lives in any registered backend, so it can persist between processes. A study starts by
+clearing its store and refills it stage by stage; a resumed study refills it from its finished stages (the
+selection is deterministic), so the store always matches the stages that MLflow records as finished.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Replay(Strategy):
             backend_cls(path, mode="a", compression=config.compression),
             ReplayPolicy.from_config(config, seed),
         )
+        self.memory.clear()
 
     def extra_cases(self, stage: StagePlan) -> list[ExtraCase]:
         """Every case in the memory, checksums verified."""

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import torch
 import numpy as np
+import torch
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
@@ -24,7 +24,9 @@ from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.protocol import metrics as cl
 from mscl.protocol.loop import StageOutcome, StudyResult, StudySetup
+from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan
+from mscl.tracking.lineage import CHECKPOINT_SHA_TAG, file_sha256, log_lineage, start_run_options
 from mscl.tracking.rmatrix import RMatrix, log_r_matrix
 
 CHECKPOINT_PATH = "checkpoint/model.pt"
@@ -43,49 +45,63 @@ def log_metrics(client: MlflowClient, run_id: str, values: dict[str, float], ste
         client.log_batch(run_id, metrics=batch[start : start + MAX_BATCH])
 
 
-class MlflowStudyObserver:
-    """Turns the stage loop's events into nested MLflow runs under one parent run."""
+class MlflowStudyObserver(StudyObserver):
+    """Turns the stage loop's events into nested MLflow runs under one parent run.
 
-    def __init__(self, client: MlflowClient, parent_run_id: str, cfg: ExperimentConfig) -> None:
+    Args:
+        client: client of the tracking store.
+        parent_run_id: the study's parent run.
+        cfg: the resolved configuration (the checkpoint records the model settings).
+        reattach: stage index -> an existing, unfinished stage run to continue (resume).
+    """
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        parent_run_id: str,
+        cfg: ExperimentConfig,
+        reattach: dict[int, str] | None = None,
+    ) -> None:
         self.client, self.parent_run_id, self.cfg = client, parent_run_id, cfg
+        self.reattach = dict(reattach or {})
         self._stage_run: str | None = None
-        self._epochs: list[Metric] = []
 
     def stage_started(self, stage: StagePlan) -> None:
-        """Open the nested run ``stage<k>-<center>``."""
+        """Open the nested run ``stage<k>-<center>`` (or re-open the one being resumed)."""
+        existing = self.reattach.pop(stage.index, None)
+        if existing is not None:
+            self._stage_run = mlflow.start_run(run_id=existing, nested=True).info.run_id
+            return
         run = mlflow.start_run(run_name=stage.name, nested=True, parent_run_id=self.parent_run_id)
         self._stage_run = run.info.run_id
-        self.client.log_batch(
-            self._stage_run,
-            tags=[
-                RunTag("mscl.stage", str(stage.index + 1)),
-                RunTag("mscl.center", stage.center),
-                RunTag("mscl.train_centers", ",".join(stage.train_centers)),
-            ],
-        )
-        self._epochs = []
+        tags = {
+            "mscl.stage": str(stage.index + 1),
+            "mscl.center": stage.center,
+            "mscl.train_centers": ",".join(stage.train_centers),
+        }
+        self.client.log_batch(self._stage_run, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
-        """Buffer the epoch's training metrics (logged in one batch at the stage's end)."""
-        stamp = _now_ms()
-        self._epochs += [Metric(f"train/{k}", float(v), stamp, epoch) for k, v in metrics.items()]
+        """Log the epoch's training metrics in one batch (step = epoch)."""
+        assert self._stage_run is not None, "epoch_finished outside a stage"
+        log_metrics(self.client, self._stage_run, {f"train/{k}": v for k, v in metrics.items()}, step=epoch)
 
     def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
-        """Log epoch metrics, the R row, the checkpoint and the memory manifest; close the stage run."""
+        """Log the R row, the checkpoint and the memory manifest; close the stage run."""
         run_id = self._stage_run
         assert run_id is not None, "stage_finished without stage_started"
-        for start in range(0, len(self._epochs), MAX_BATCH):
-            self.client.log_batch(run_id, metrics=self._epochs[start : start + MAX_BATCH])
         row = {f"test_dice/{center}": score for center, score in outcome.scores.items()}
         log_metrics(self.client, run_id, {**row, "stage_seconds": outcome.seconds})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
             torch.save({"state_dict": model.state_dict(), "model": self.cfg.model.model_dump()}, path)
             self.client.log_artifact(run_id, str(path), artifact_path="checkpoint")
+            self.client.set_tag(run_id, CHECKPOINT_SHA_TAG, file_sha256(path))
             if outcome.memory_manifest is not None:
                 self.client.log_dict(run_id, outcome.memory_manifest, "memory_manifest.json")
             self.client.log_dict(run_id, outcome.per_case, "per_case_dice.json")
         mlflow.end_run()
+        self.client.set_tag(self.parent_run_id, "mscl.finished_stages", str(outcome.stage.index + 1))
         self._stage_run = None
 
 
@@ -111,32 +127,69 @@ def ensure_experiment(name: str) -> str:
 
 @contextmanager
 def study_run(
-    cfg: ExperimentConfig, seed: int, setup: StudySetup, dataset: PreparedDataset
+    cfg: ExperimentConfig,
+    seed: int,
+    setup: StudySetup,
+    dataset: PreparedDataset,
+    resume_run_id: str | None = None,
 ) -> Iterator[tuple[MlflowClient, str]]:
-    """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest."""
+    """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest.
+
+    With ``resume_run_id`` the existing parent run is re-opened instead (nothing is logged again). An
+    interruption (Ctrl-C, SIGTERM) ends every open run as KILLED, any other error as FAILED.
+    """
     ensure_experiment(cfg.tracking.experiment)
-    name = f"{cfg.strategy.name}-seed{seed}"
-    with mlflow.start_run(run_name=name) as run:
-        client = MlflowClient()
-        run_id = run.info.run_id
-        tags = {
-            "mscl.strategy": cfg.strategy.name,
-            "mscl.kind": setup.strategy.kind,
-            "mscl.seed": str(seed),
-            "mscl.order": ",".join(setup.order),
-            "mscl.order_kind": setup.order_kind,
-            "mscl.dataset_digest": dataset.manifest.digest(),
-            "mscl.dataset": str(dataset.directory.resolve()),
-        }
-        params = {**cfg.flat(), "seed": str(seed)}
-        client.log_batch(
-            run_id,
-            params=[Param(k, v[:6000]) for k, v in params.items()],
-            tags=[RunTag(k, v) for k, v in tags.items()],
-        )
-        client.log_text(run_id, cfg.to_yaml(), "config.yaml")
-        client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), "dataset.json")
+    if resume_run_id is not None:
+        run = mlflow.start_run(run_id=resume_run_id, **start_run_options(cfg, resume=True))
+    else:
+        run = mlflow.start_run(run_name=f"{cfg.strategy.name}-seed{seed}", **start_run_options(cfg))
+    client, run_id = MlflowClient(), run.info.run_id
+    try:
+        if resume_run_id is None:
+            _log_study_start(client, run_id, cfg, seed, setup, dataset)
         yield client, run_id
+    except KeyboardInterrupt:
+        _end_open_runs("KILLED")
+        raise
+    except BaseException:
+        _end_open_runs("FAILED")
+        raise
+    _end_open_runs("FINISHED")
+
+
+def _end_open_runs(status: str) -> None:
+    """End every active run (stage runs first, then the parent) with ``status``."""
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status)
+
+
+def _log_study_start(
+    client: MlflowClient,
+    run_id: str,
+    cfg: ExperimentConfig,
+    seed: int,
+    setup: StudySetup,
+    dataset: PreparedDataset,
+) -> None:
+    tags = {
+        "mscl.strategy": cfg.strategy.name,
+        "mscl.kind": setup.strategy.kind,
+        "mscl.seed": str(seed),
+        "mscl.order": ",".join(setup.order),
+        "mscl.order_kind": setup.order_kind,
+        "mscl.dataset_digest": dataset.manifest.digest(),
+        "mscl.dataset": str(dataset.directory.resolve()),
+        "mscl.finished_stages": "0",
+    }
+    params = {**cfg.flat(), "seed": str(seed)}
+    client.log_batch(
+        run_id,
+        params=[Param(k, v[:6000]) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
+    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
+    client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), "dataset.json")
+    log_lineage(client, run_id, cfg, seed, dataset)
 
 
 def log_study_result(client: MlflowClient, run_id: str, result: StudyResult, wall_s: float) -> RMatrix:

@@ -10,7 +10,8 @@ import torch
 
 from mscl.config import ExperimentConfig, load_config
 from mscl.data.dataset import PreparedDataset
-from mscl.protocol.loop import StageOutcome, plan_study, run_study
+from mscl.protocol.loop import StageOutcome, plan_study, run_study, stage_model
+from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan
 
 
@@ -27,7 +28,7 @@ def tiny_config(strategy: str, **memory: object) -> ExperimentConfig:
     )
 
 
-class Recorder:
+class Recorder(StudyObserver):
     """Records every event of the loop, and the train cases each stage saw."""
 
     def __init__(self) -> None:
@@ -92,7 +93,11 @@ def test_stage_plans_of_every_strategy(blob_dataset: Path) -> None:
     assert [p.train_centers for p in plans["single"]] == [("Big",), ("Mid",), ("Small",)]
     assert all(p.fresh for p in plans["single"])
     assert [p.fresh for p in plans["finetune"]] == [True, False, False]
-    assert [p.train_centers for p in plans["cumulative"]] == [("Big",), ("Big", "Mid"), ("Big", "Mid", "Small")]
+    assert [p.train_centers for p in plans["cumulative"]] == [
+        ("Big",),
+        ("Big", "Mid"),
+        ("Big", "Mid", "Small"),
+    ]
     assert all(p.fresh for p in plans["cumulative"])
     assert [(p.center, p.train_centers) for p in plans["joint"]] == [("joint", ("Big", "Mid", "Small"))]
 
@@ -110,19 +115,23 @@ def test_single_models_start_fresh(blob_dataset: Path) -> None:
     assert not torch.equal(recorder.weights[0][key], recorder.weights[1][key])
 
 
-def test_encoder_carry_over_reinitialises_the_decoder(blob_dataset: Path) -> None:
+def test_encoder_carry_over_reinitialises_the_decoder() -> None:
     from mscl.models.unet import build_model, split_encoder_decoder
 
     cfg = tiny_config("finetune")
     cfg.strategy.carry_over = "encoder"
-    full_cfg = tiny_config("finetune")
-    _, enc = study(blob_dataset, cfg)
-    _, full = study(blob_dataset, full_cfg)
-    # Stage 1 is identical; stage 2 starts from the same encoder but a re-initialised decoder.
-    for key in enc.weights[0]:
-        assert torch.equal(enc.weights[0][key], full.weights[0][key])
-    encoder, decoder = split_encoder_decoder(build_model(cfg.model))
-    assert any(not torch.equal(enc.weights[1][k], full.weights[1][k]) for k in decoder)
+    initial = build_model(cfg.model, seed=0)
+    trained = build_model(cfg.model, seed=1)  # stands for the weights after stage 1
+    before = {k: v.clone() for k, v in trained.state_dict().items()}
+    second = StagePlan(1, "Mid", ("Mid",), fresh=False)
+    carried = stage_model(second, trained, initial, cfg, seed=0)
+    encoder, decoder = split_encoder_decoder(carried)
+    params = dict(carried.named_parameters())
+    assert all(torch.equal(params[name], before[name]) for name in encoder)
+    assert all(not torch.equal(params[name], before[name]) for name in decoder if params[name].numel() > 1)
+    cfg.strategy.carry_over = "full"
+    kept = stage_model(second, build_model(cfg.model, seed=1), initial, cfg, seed=0)
+    assert all(torch.equal(v, before[k]) for k, v in kept.state_dict().items())
 
 
 @pytest.mark.parametrize("order", ["Small,Big,Mid", "random"])
