@@ -46,6 +46,9 @@ def train(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue the interrupted parent run with this id.")
     ] = None,
+    parallel: Annotated[
+        int, typer.Option("--parallel", help="Seeds trained at once, one process each (see mscl.parallel).")
+    ] = 1,
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""
@@ -64,6 +67,11 @@ def train(
             resume, data, tracking_uri=tracking_uri, preset=preset, config_file=config, overrides=overrides,
             quiet=quiet,
         )  # fmt: skip
+        return
+    if parallel != 1:
+        from mscl.parallel import train_parallel
+
+        train_parallel(data, load_config(preset, config, overrides), parallel, quiet=quiet)
         return
     from mscl.api import train_study
 

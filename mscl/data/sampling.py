@@ -93,7 +93,7 @@ def draw_patch_params(
             "build the cache with min_shape=patch_size"
         )
     device = cache.device
-    size = torch.tensor(list(patch_size), dtype=torch.int64, device=device)
+    size = _device_vector(patch_size, device)
     cases = case_idx.to(device=device, dtype=torch.int64)
     batch = cases.numel()
 
@@ -156,6 +156,15 @@ def _source_index(
     y = starts[:, 1, None, None] + v
     x = starts[:, 2, None] + t
     return ((z * height + y) * width).unsqueeze(-1) + x[:, None, None, :]
+
+
+def _device_vector(values: Sequence[int], device: torch.device) -> torch.Tensor:
+    """An int64 vector made on ``device`` by fill kernels.
+
+    ``torch.tensor(values, device=cuda)`` is a blocking host-to-device copy, which synchronises the stream:
+    once per step it would stall the host until the GPU has finished the previous step.
+    """
+    return torch.stack([torch.full((), int(v), dtype=torch.int64, device=device) for v in values])
 
 
 def _lesion_centres(cache: CaseCache, positions: torch.Tensor) -> torch.Tensor:

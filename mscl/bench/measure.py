@@ -1,0 +1,166 @@
+"""Timing primitives: model-only and end-to-end training steps, sliding-window evaluation, memory loads.
+
+Every figure is the best of several timed rounds (as :mod:`timeit` recommends: the fastest round is the one
+least disturbed by other work on the machine), after an untimed warm-up round. On CUDA the clock reads only
+after :func:`torch.cuda.synchronize`. Model-only and end-to-end rounds alternate, so that a change in the
+machine's load hits both alike.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mscl.config import ExperimentConfig
+from mscl.data.cache import CaseCache
+from mscl.engine.device import configure_determinism
+from mscl.engine.metrics import evaluate_cases
+from mscl.engine.trainer import StageState, make_optimizer, optimizer_step, train_stage
+from mscl.memory_backends.base import SampleMeta
+from mscl.memory_backends.policy import ReplayMemory, ReplayPolicy
+from mscl.memory_backends.registry import available_backends, get_backend
+from mscl.models.unet import build_model
+
+Case = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class TrainingRates:
+    """Patches per second of the model alone and of the whole training path, with the cache's cost."""
+
+    model_only: float
+    end_to_end: float
+    steps_per_round: int
+    rounds: int
+    cache_build_s: float
+    cache_mb: float
+    cases: int
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, work: Callable[[], object]) -> float:
+    """Seconds ``work`` takes, device work included."""
+    synchronize(device)
+    began = time.perf_counter()
+    work()
+    synchronize(device)
+    return time.perf_counter() - began
+
+
+def build_cache(
+    cases: Sequence[Case], cfg: ExperimentConfig, device: torch.device
+) -> tuple[CaseCache, float]:
+    """The stage cache of ``cases`` as training builds it, and the seconds it took."""
+    built: list[CaseCache] = []
+
+    def build() -> None:
+        built.append(
+            CaseCache.from_arrays(
+                [image for image, _ in cases],
+                [label for _, label in cases],
+                device,
+                min_shape=cfg.train.patch_size,
+            )
+        )
+
+    seconds = timed(device, build)
+    return built[0], seconds
+
+
+def training_rates(
+    cases: Sequence[Case], cfg: ExperimentConfig, device: torch.device, steps: int
+) -> TrainingRates:
+    """Model-only and end-to-end patches/s of the training step of ``cfg`` on ``device``.
+
+    End to end is :func:`mscl.engine.trainer.train_stage` itself, one epoch of the stage cache per round:
+    sampling, augmentation, model and optimizer, exactly as a study trains. Model-only runs the same step
+    (:func:`mscl.engine.trainer.optimizer_step`, same model, patches per step, precision and determinism
+    settings) on fixed random tensors, as many steps per round as an epoch has.
+
+    Args:
+        cases: The stage's ``(image, label)`` pairs.
+        cfg: Model and training settings.
+        device: Where to train.
+        steps: Timed steps at least, per figure.
+    """
+    train = cfg.train
+    cache, cache_s = build_cache(cases, cfg, device)
+    per_round = math.ceil(len(cache) / train.cases_per_step)
+    rounds = max(2, math.ceil(steps / per_round))
+    batch = train.cases_per_step * train.patches_per_case
+    generator = torch.Generator(device=device).manual_seed(0)
+    shape = (batch, 1, *train.patch_size)
+    images = torch.randn(shape, generator=generator, device=device)
+    labels = (torch.rand(shape, generator=generator, device=device) < 0.05).float()
+    model = build_model(cfg.model, seed=0).to(device)
+    configure_determinism(train.deterministic, device)
+    optimizer = make_optimizer(model, train)
+    staged = build_model(cfg.model, seed=0).to(device)
+    state: StageState | None = None
+
+    def model_round() -> None:
+        for _ in range(per_round):
+            optimizer_step(model, optimizer, images, labels, train)
+
+    model_best, stage_best = 0.0, 0.0
+    for epoch in range(rounds + 1):  # round 0 warms both up
+        model_rate = per_round * batch / timed(device, model_round)
+        result = train_stage(staged, cache, train, epochs=epoch + 1, seed=0, resume=state)
+        state = result.state
+        if epoch:
+            model_best = max(model_best, model_rate)
+            stage_best = max(stage_best, result.history[-1]["patches_per_s"])
+    return TrainingRates(model_best, stage_best, per_round, rounds, cache_s, cache.nbytes / 1e6, len(cache))
+
+
+def evaluation_rate(
+    cases: Sequence[Case], cfg: ExperimentConfig, device: torch.device, rounds: int = 2
+) -> float:
+    """Volumes per second of the post-stage evaluation (sliding window with ``eval.window_batch``, Dice)."""
+    model = build_model(cfg.model, seed=0).to(device)
+    named = [(f"case{i}", image, label) for i, (image, label) in enumerate(cases)]
+
+    def evaluate() -> None:
+        evaluate_cases(model, named, cfg.eval, cfg.train.patch_size, device, cfg.train.precision)
+
+    evaluate_cases(model, named[:1], cfg.eval, cfg.train.patch_size, device, cfg.train.precision)
+    return len(named) / min(timed(device, evaluate) for _ in range(rounds))
+
+
+def memory_load_rates(cases: Sequence[Case], compression: bool, rounds: int = 2) -> dict[str, float]:
+    """MB/s of :meth:`ReplayMemory.load_all` for every registered backend, and of a plain numpy copy.
+
+    The stores are written to a temporary folder (removed afterwards); writing is not timed. Loading
+    includes the checksum verification a stage does.
+    """
+    megabytes = sum(image.nbytes + label.nbytes for image, label in cases) / 1e6
+    cpu = torch.device("cpu")
+
+    def copy() -> None:
+        for image, label in cases:
+            image.copy(), label.copy()
+
+    rates = {"numpy_copy": megabytes / min(timed(cpu, copy) for _ in range(rounds))}
+    with tempfile.TemporaryDirectory(prefix="mscl-bench-") as folder:
+        for name in available_backends():
+            backend_cls = get_backend(name)
+            path = Path(folder) / f"{name}{getattr(backend_cls, 'suffix', '')}"
+            with backend_cls(path, mode="a", compression=compression) as backend:
+                for i, (image, label) in enumerate(cases):
+                    meta = SampleMeta(center="bench", subject=f"s{i}", contrast="FLAIR", lesion_voxels=0)
+                    backend.put(f"case{i}", image, label, meta)
+                memory = ReplayMemory(backend, ReplayPolicy())
+                rates[name] = megabytes / min(timed(cpu, memory.load_all) for _ in range(rounds))
+    return rates
