@@ -49,7 +49,9 @@ def blob_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         name="blobs",
         fmt="zarr",
         source=SourceRecord(kind="synthetic", generator="blobs"),
-        preprocessing=PreprocessingRecord(spacing=(1.0, 1.0, 1.0), crop="none", intensity_normalization="none"),
+        preprocessing=PreprocessingRecord(
+            spacing=(1.0, 1.0, 1.0), crop="none", intensity_normalization="none"
+        ),
         test_fraction=0.34,
         split_seed=0,
         quiet=True,

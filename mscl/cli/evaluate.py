@@ -13,7 +13,9 @@ from mscl.cli.options import QuietOption
 def evaluate(
     run_id: Annotated[str, typer.Option("--run-id", help="Parent run (last stage) or stage run.")],
     data: Annotated[Path, typer.Option("--data", "-d", help="Prepared dataset directory.")],
-    stage: Annotated[int | None, typer.Option("--stage", min=1, help="1-based stage of a parent run.")] = None,
+    stage: Annotated[
+        int | None, typer.Option("--stage", min=1, help="1-based stage of a parent run.")
+    ] = None,
     split: Annotated[
         Literal["test", "train", "all"], typer.Option("--split", help="Which cases to score.")
     ] = "test",

@@ -54,7 +54,7 @@ def main(
 
 
 def _register() -> None:
-    from mscl.cli import bench, config_cmd, evaluate, memory, prepare, report, train
+    from mscl.cli import audit, bench, config_cmd, evaluate, memory, prepare, report, train
 
     app.add_typer(config_cmd.app, name="config")
     app.command("prepare")(prepare.prepare)
@@ -62,6 +62,7 @@ def _register() -> None:
     app.command("evaluate")(evaluate.evaluate)
     app.add_typer(memory.app, name="memory")
     app.command("report")(report.report)
+    app.command("audit")(audit.audit)
     app.command("bench")(bench.bench)
 
 

@@ -43,6 +43,9 @@ def train(
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
+    system_metrics: Annotated[
+        bool, typer.Option("--system-metrics", help="Log CPU/GPU/memory use to MLflow (needs psutil).")
+    ] = False,
     resume: Annotated[
         str | None, typer.Option("--resume", help="Continue the interrupted parent run with this id.")
     ] = None,
@@ -57,7 +60,7 @@ def train(
         "protocol": given(order=order, seeds=_seeds(seeds, seed_list), order_seed=order_seed),
         "memory": given(backend=memory_backend, path=memory_path),
         "train": given(epochs=epochs, max_epochs=max_epochs, device=device),
-        "tracking": given(uri=tracking_uri, experiment=experiment),
+        "tracking": given(uri=tracking_uri, experiment=experiment, system_metrics=system_metrics or None),
     }
     overrides = [*(set_ or ()), flags]
     if resume is not None:

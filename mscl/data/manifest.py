@@ -106,9 +106,7 @@ class DatasetManifest(_Record):
         """sha256 over every case checksum, split and the preprocessing settings: the data's identity."""
         payload = {
             "preprocessing": self.preprocessing.model_dump(mode="json"),
-            "cases": sorted(
-                (c.id, c.center, c.split, c.image_sha256, c.label_sha256) for c in self.cases
-            ),
+            "cases": sorted((c.id, c.center, c.split, c.image_sha256, c.label_sha256) for c in self.cases),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

@@ -33,12 +33,7 @@ def stage_run(client: MlflowClient, run_id: str, stage: int | None = None) -> Ru
         if stage is not None and int(run.data.tags["mscl.stage"]) != stage:
             raise TrackingError(f"run {run_id} is stage {run.data.tags['mscl.stage']}, not stage {stage}")
         return run
-    children = client.search_runs(
-        [run.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'", max_results=1000
-    )
-    stages = sorted(
-        (r for r in children if "mscl.stage" in r.data.tags), key=lambda r: int(r.data.tags["mscl.stage"])
-    )
+    stages = stage_runs(client, run)
     if not stages:
         raise TrackingError(f"run {run_id} has no stage runs with checkpoints")
     if stage is None:
@@ -49,9 +44,19 @@ def stage_run(client: MlflowClient, run_id: str, stage: int | None = None) -> Ru
     return chosen[0]
 
 
+def stage_runs(client: MlflowClient, parent: Run) -> list[Run]:
+    """The stage runs nested under ``parent``, in stage order."""
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=1000
+    )
+    return sorted(
+        (r for r in children if "mscl.stage" in r.data.tags), key=lambda r: int(r.data.tags["mscl.stage"])
+    )
+
+
 def run_config(client: MlflowClient, run: Run) -> ExperimentConfig:
-    """The resolved configuration logged on the run's parent (or on the run itself)."""
-    owner = run.data.tags.get(PARENT_TAG, run.info.run_id)
+    """The resolved configuration logged on a stage run's parent run (or on the parent run itself)."""
+    owner = run.data.tags[PARENT_TAG] if "mscl.stage" in run.data.tags else run.info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(owner, "config.yaml", tmp)

@@ -1,8 +1,8 @@
 """Reading the parent runs of an experiment (stage contract 2) for the reporter.
 
-A parent run has the tag ``mscl.strategy`` and no ``mlflow.parentRunId``; nested stage runs and the
-``report`` run are ignored. Parent runs that cannot be used are returned as :class:`SkippedRun` with the
-reason, so that a report can list them.
+A parent run has the tag ``mscl.strategy`` and no ``mlflow.parentRunId`` other than its ``mlflow run``
+project run (tag ``mscl.project_run``); nested stage runs and the ``report`` run are ignored. Parent runs
+that cannot be used are returned as :class:`SkippedRun` with the reason, so that a report can list them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mscl.tracking.rmatrix import RMatrix, load_r_matrix
 
 PARENT_TAG = "mlflow.parentRunId"
 STRATEGY_TAG = "mscl.strategy"
+PROJECT_RUN_TAG = "mscl.project_run"
 ORDER_KIND_TAG = "mscl.order_kind"
 PAGE_SIZE = 1000
 
@@ -93,9 +94,9 @@ def iter_runs(client: MlflowClient, exp_id: str, page_size: int = PAGE_SIZE) -> 
 
 
 def is_parent(run: Run) -> bool:
-    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested under another run."""
+    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested except under its project run."""
     tags = run.data.tags
-    return STRATEGY_TAG in tags and PARENT_TAG not in tags
+    return STRATEGY_TAG in tags and tags.get(PARENT_TAG) in (None, tags.get(PROJECT_RUN_TAG))
 
 
 def read_parent_runs(client: MlflowClient, experiment: str, page_size: int = PAGE_SIZE) -> ExperimentRuns:

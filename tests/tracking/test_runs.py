@@ -20,8 +20,23 @@ def trained(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
     result = CliRunner().invoke(
         app,
-        ["train", "--data", str(blob_dataset), "--strategy", "replay", "--seeds", "2", *TINY,
-         "--epochs", "1", "--tracking-uri", uri, "--experiment", "contract", "--quiet"],
+        [
+            "train",
+            "--data",
+            str(blob_dataset),
+            "--strategy",
+            "replay",
+            "--seeds",
+            "2",
+            *TINY,
+            "--epochs",
+            "1",
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "contract",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.output
     return uri, "contract"
@@ -55,7 +70,9 @@ def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, s
     parent = parents(client, experiment)[0]
     exp = client.get_experiment_by_name(experiment)
     stages = client.search_runs(
-        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", order_by=["tags.`mscl.stage`"]
+        [exp.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        order_by=["tags.`mscl.stage`"],
     )
     assert sorted(s.info.run_name for s in stages) == ["stage1-Big", "stage2-Mid", "stage3-Small"]
     rmatrix = load_r_matrix(client, parent.info.run_id)
@@ -80,14 +97,27 @@ def test_unknown_strategy_and_missing_dataset_are_clear_errors(blob_dataset: Pat
     assert missing.exit_code == 2
     assert "dataset directory not found" in missing.stderr
     order = runner.invoke(
-        app, ["train", "--data", str(blob_dataset), "--strategy", "finetune", "--order", "Big,Nowhere", *TINY,
-              "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+        app,
+        [
+            "train",
+            "--data",
+            str(blob_dataset),
+            "--strategy",
+            "finetune",
+            "--order",
+            "Big,Nowhere",
+            *TINY,
+            "--tracking-uri",
+            f"sqlite:///{tmp_path}/m.db",
+        ],
     )
     assert order.exit_code == 2
     assert "unknown center(s) Nowhere" in order.stderr
 
 
-def test_evaluate_scores_a_logged_checkpoint(trained: tuple[str, str], blob_dataset: Path, tmp_path: Path) -> None:
+def test_evaluate_scores_a_logged_checkpoint(
+    trained: tuple[str, str], blob_dataset: Path, tmp_path: Path
+) -> None:
     uri, experiment = trained
     client = MlflowClient(uri)
     parent = parents(client, experiment)[0]
@@ -95,8 +125,19 @@ def test_evaluate_scores_a_logged_checkpoint(trained: tuple[str, str], blob_data
     out = tmp_path / "pred"
     result = CliRunner().invoke(
         app,
-        ["evaluate", "--run-id", parent.info.run_id, "--data", str(blob_dataset), "--stage", "3",
-         "--save-predictions", str(out), "--tracking-uri", uri],
+        [
+            "evaluate",
+            "--run-id",
+            parent.info.run_id,
+            "--data",
+            str(blob_dataset),
+            "--stage",
+            "3",
+            "--save-predictions",
+            str(out),
+            "--tracking-uri",
+            uri,
+        ],
     )
     assert result.exit_code == 0, result.output
     exp = client.get_experiment_by_name(experiment)

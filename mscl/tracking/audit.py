@@ -1,0 +1,272 @@
+"""Reproducibility audit of a logged study: does everything a number came from still check out?
+
+Each check recomputes what it can (array checksums, checkpoint hashes, the flattened config, the package
+list) and compares it with what the parent run recorded (see :mod:`mscl.tracking.lineage`).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from packaging.version import InvalidVersion, Version
+
+from mscl.config import flatten_config
+from mscl.data.dataset import PreparedDataset
+from mscl.errors import DataError, TrackingError
+from mscl.tracking.checkpoints import get_run, stage_runs
+from mscl.tracking.lineage import (
+    CHECKPOINT_SHA_TAG,
+    FREEZE_ARTIFACT,
+    LOCK_ARTIFACT,
+    LOCK_FILE,
+    UNKNOWN,
+    file_sha256,
+    parse_requirements,
+    pip_freeze,
+)
+from mscl.tracking.queries import is_parent
+from mscl.tracking.rmatrix import load_r_matrix
+from mscl.tracking.uri import check_reachable, resolve_tracking_uri
+
+CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
+PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
+SHOWN = 4  # differences named in a detail line
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One row of an audit: what was checked, whether it passed, and the evidence."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+def audit_run(
+    run_id: str, data_dir: Path | None = None, tracking_uri: str | None = None
+) -> list[CheckResult]:
+    """Audit the parent run ``run_id`` of a study.
+
+    Args:
+        run_id: the (strategy, seed) parent run.
+        data_dir: the dataset directory to verify; default the run's ``mscl.dataset`` tag.
+        tracking_uri: explicit tracking URI (else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here).
+
+    Returns:
+        One :class:`CheckResult` per check: source, config, dataset, packages vs lock, packages vs
+        environment, checkpoints, R matrix.
+
+    Raises:
+        TrackingError: unreachable store, unknown run, or a run that is not a study's parent run.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    run = get_run(client, run_id)
+    if not is_parent(run):
+        raise TrackingError(f"run {run_id} is not the parent run of an mscl study")
+    stages = stage_runs(client, run)
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = _Artifacts(client, Path(tmp))
+        freeze = artifacts.text(run_id, FREEZE_ARTIFACT)
+        return [
+            check_source(run),
+            check_config(run, artifacts.text(run_id, "config.yaml")),
+            check_dataset(run, data_dir),
+            check_packages_lock(freeze, _current_lock(artifacts, run_id)),
+            check_packages_environment(freeze, pip_freeze()),
+            check_checkpoints(stages, artifacts),
+            check_r_matrix(client, run, stages),
+        ]
+
+
+class _Artifacts:
+    """Downloads run artifacts into one scratch folder; a missing artifact reads as None."""
+
+    def __init__(self, client: MlflowClient, folder: Path) -> None:
+        self.client, self.folder = client, folder
+
+    def path(self, run_id: str, artifact: str) -> Path | None:
+        target = self.folder / run_id
+        target.mkdir(exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(run_id, artifact, str(target)))
+        except (MlflowException, OSError):
+            return None
+
+    def text(self, run_id: str, artifact: str) -> str | None:
+        path = self.path(run_id, artifact)
+        return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
+
+
+def check_source(run: Run) -> CheckResult:
+    """The run records the git commit it ran from, and the tree had no uncommitted changes."""
+    tags = run.data.tags
+    commit, dirty = tags.get("mscl.git_commit", UNKNOWN), tags.get("mscl.git_dirty", UNKNOWN)
+    mlflow_commit = tags.get("mlflow.source.git.commit")
+    if commit == UNKNOWN:
+        return CheckResult("source", False, "no git commit recorded (mscl.git_commit unknown or missing)")
+    if mlflow_commit and mlflow_commit != commit:
+        detail = f"mscl.git_commit {commit[:12]} but mlflow.source.git.commit {mlflow_commit[:12]}"
+        return CheckResult("source", False, detail)
+    if dirty != "false":
+        state = "uncommitted changes (see environment/git-status.txt)" if dirty == "true" else "unknown state"
+        return CheckResult("source", False, f"commit {commit[:12]} with {state}")
+    return CheckResult("source", True, f"commit {commit[:12]}, clean tree")
+
+
+def check_config(run: Run, config_yaml: str | None) -> CheckResult:
+    """``config.yaml`` flattened equals the run's params (plus the ``seed`` param)."""
+    if config_yaml is None:
+        return CheckResult("config", False, "no config.yaml artifact")
+    try:
+        tree = yaml.safe_load(config_yaml)
+    except yaml.YAMLError:
+        return CheckResult("config", False, "config.yaml is not valid YAML")
+    if not isinstance(tree, dict):
+        return CheckResult("config", False, "config.yaml is not a mapping")
+    expected = {**flatten_config(tree), "seed": run.data.tags.get("mscl.seed", "")}
+    expected = {key: value[:PARAM_LIMIT] for key, value in expected.items()}
+    differences = _differences(expected, run.data.params, "config.yaml", "params", operator.eq)
+    if differences:
+        return CheckResult("config", False, _summary(differences, "param(s) differ"))
+    return CheckResult("config", True, f"{len(expected)} params equal config.yaml")
+
+
+def check_dataset(run: Run, data_dir: Path | None) -> CheckResult:
+    """Every array of the dataset directory matches its checksum, and the data digest is the logged one."""
+    directory = data_dir or (Path(run.data.tags["mscl.dataset"]) if "mscl.dataset" in run.data.tags else None)
+    if directory is None:
+        return CheckResult("dataset", False, "no mscl.dataset tag; pass --data")
+    try:
+        with PreparedDataset(directory) as dataset:
+            bad = dataset.verify()
+            digest, cases = dataset.manifest.digest(), len(dataset.manifest.cases)
+    except (DataError, OSError, ValueError) as exc:
+        return CheckResult("dataset", False, str(exc))
+    if bad:
+        return CheckResult(
+            "dataset", False, _summary([f"{case}" for case in bad], f"case(s) in {directory} fail sha256")
+        )
+    logged = run.data.tags.get("mscl.dataset_digest", "")
+    if digest != logged:
+        return CheckResult(
+            "dataset", False, f"digest {digest[:12]} of {directory} != logged {logged[:12] or '-'}"
+        )
+    return CheckResult("dataset", True, f"{cases} cases of {directory} verified, digest {digest[:12]}")
+
+
+def check_packages_lock(freeze: str | None, lock: tuple[str, str] | None) -> CheckResult:
+    """The run's ``pip freeze`` has exactly the lock's packages at the lock's (public) versions."""
+    if freeze is None:
+        return CheckResult("packages vs lock", False, f"no {FREEZE_ARTIFACT} artifact")
+    if lock is None:
+        return CheckResult("packages vs lock", False, f"no lock file ({LOCK_FILE.name} or {LOCK_ARTIFACT})")
+    source, text = lock
+    differences = _differences(
+        parse_requirements(freeze), parse_requirements(text), "run", "lock", _same_public
+    )
+    if differences:
+        return CheckResult(
+            "packages vs lock", False, _summary(differences, f"package(s) differ from {source}")
+        )
+    return CheckResult("packages vs lock", True, f"{len(parse_requirements(text))} packages match {source}")
+
+
+def check_packages_environment(freeze: str | None, current: str) -> CheckResult:
+    """The run's ``pip freeze`` equals this environment's (exact versions)."""
+    if freeze is None:
+        return CheckResult("packages vs environment", False, f"no {FREEZE_ARTIFACT} artifact")
+    packages = parse_requirements(freeze)
+    differences = _differences(packages, parse_requirements(current), "run", "now", operator.eq)
+    if differences:
+        return CheckResult("packages vs environment", False, _summary(differences, "package(s) differ"))
+    return CheckResult("packages vs environment", True, f"{len(packages)} packages match this environment")
+
+
+def check_checkpoints(stages: list[Run], artifacts: _Artifacts) -> CheckResult:
+    """Every stage's checkpoint is present and hashes to the sha256 tagged when it was logged."""
+    if not stages:
+        return CheckResult("checkpoints", False, "no stage runs")
+    problems = []
+    for stage in stages:
+        name = stage.info.run_name or stage.info.run_id
+        logged = stage.data.tags.get(CHECKPOINT_SHA_TAG)
+        path = artifacts.path(stage.info.run_id, CHECKPOINT_ARTIFACT)
+        if logged is None:
+            problems.append(f"{name}: no {CHECKPOINT_SHA_TAG} tag")
+        elif path is None:
+            problems.append(f"{name}: no {CHECKPOINT_ARTIFACT}")
+        elif file_sha256(path) != logged:
+            problems.append(f"{name}: sha256 differs from the logged one")
+    if problems:
+        return CheckResult("checkpoints", False, _summary(problems, "checkpoint(s) fail"))
+    return CheckResult("checkpoints", True, f"{len(stages)} checkpoints match their logged sha256")
+
+
+def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckResult:
+    """``r_matrix.json`` rows equal the stage runs' ``test_dice/<center>`` metrics, in training order."""
+    try:
+        rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri)
+    except TrackingError as exc:
+        return CheckResult("R matrix", False, str(exc).removeprefix(f"run {run.info.run_id}: "))
+    if len(stages) != len(rmatrix.matrix):
+        return CheckResult("R matrix", False, f"{len(rmatrix.matrix)} rows but {len(stages)} stage runs")
+    problems = []
+    for stage, row, center in zip(stages, rmatrix.r, rmatrix.order, strict=True):
+        name = stage.info.run_name or stage.info.run_id
+        if stage.data.tags.get("mscl.center") != center:
+            problems.append(f"{name}: row is {center}")
+        metrics = stage.data.metrics
+        for column, value in zip(rmatrix.centers, row, strict=True):
+            logged = metrics.get(f"test_dice/{column}", math.nan)
+            if not (value == logged or (math.isnan(value) and math.isnan(logged))):
+                problems.append(f"{name} {column}: r_matrix {value:.4f}, metric {logged:.4f}")
+    if problems:
+        return CheckResult("R matrix", False, _summary(problems, "value(s) differ"))
+    return CheckResult("R matrix", True, f"{len(stages)} rows equal the stage runs' test_dice metrics")
+
+
+def _current_lock(artifacts: _Artifacts, run_id: str) -> tuple[str, str] | None:
+    """The source tree's lock file, else the one the run logged; with a name for the detail line."""
+    if LOCK_FILE.is_file():
+        return "requirements/lock.txt", LOCK_FILE.read_text(encoding="utf-8")
+    logged = artifacts.text(run_id, LOCK_ARTIFACT)
+    return (f"the run's {LOCK_ARTIFACT}", logged) if logged is not None else None
+
+
+def _same_public(a: str, b: str) -> bool:
+    """Versions equal up to a local label (a lock's ``torch==2.13.0`` matches ``2.13.0+cpu``)."""
+    try:
+        return Version(a).public == Version(b).public
+    except InvalidVersion:
+        return a == b
+
+
+def _differences(
+    left: dict[str, str],
+    right: dict[str, str],
+    left_name: str,
+    right_name: str,
+    same: Callable[[str, str], bool],
+) -> list[str]:
+    """``key (left_name a, right_name b)`` for every key missing on one side or whose values differ."""
+    return [
+        f"{key} ({left_name} {left.get(key, '-')}, {right_name} {right.get(key, '-')})"
+        for key in sorted(set(left) | set(right))
+        if key not in left or key not in right or not same(left[key], right[key])
+    ]
+
+
+def _summary(items: list[str], what: str) -> str:
+    more = f", and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return f"{len(items)} {what}: " + "; ".join(items[:SHOWN]) + more

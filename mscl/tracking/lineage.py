@@ -1,0 +1,294 @@
+"""Lineage of a training run: everything an audit needs to prove later what produced a number.
+
+On every parent run: the source (``mscl.git_commit``, ``mscl.git_dirty``), the environment (``pip freeze``
+output and the source tree's lock file under ``environment/``), the seeds, the whole dataset as an MLflow
+dataset input, and, once the stage loop has configured torch, the determinism flags it runs with. On every
+stage run: the cases it trained on (its own centers' training split plus the replay memory) as an MLflow
+dataset input whose digest covers their ids and checksums.
+
+Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) the parent runs become nested children of the project run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import mlflow
+import torch
+from mlflow.entities import Dataset, DatasetInput, InputTag, RunTag
+from mlflow.tracking import MlflowClient
+
+from mscl.config import ExperimentConfig
+from mscl.data.dataset import PreparedDataset
+from mscl.data.manifest import DatasetManifest
+from mscl.errors import TrackingError
+from mscl.protocol.observers import StudyObserver
+from mscl.strategies.base import StagePlan, Strategy
+from mscl.tracking.queries import PROJECT_RUN_TAG
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+LOCK_FILE = PACKAGE_DIR.parent / "requirements" / "lock.txt"
+FREEZE_ARTIFACT = "environment/pip-freeze.txt"
+LOCK_ARTIFACT = "environment/lock.txt"
+PROJECT_RUN_ENV = "MSCL_PROJECT_RUN_ID"
+CHECKPOINT_SHA_TAG = "mscl.checkpoint_sha256"
+INPUTS_DIGEST_TAG = "mscl.inputs_digest"
+UNKNOWN = "unknown"
+_DIGEST_CHARS = 16  # MLflow stores at most 36 characters of a dataset digest
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The source checkout of the mscl package: commit, whether it has changes, and which."""
+
+    commit: str
+    dirty: str  # "true", "false" or "unknown"
+    status: str = ""
+
+
+def git_state(folder: Path = PACKAGE_DIR) -> GitState:
+    """Commit and dirty flag of the git checkout holding ``folder`` (the package's source folder).
+
+    ``unknown`` when git is missing or ``folder`` is not tracked in a checkout (e.g. an installed wheel,
+    even one inside a git repository's ignored ``.venv``). Untracked files count as changes.
+    """
+    try:
+        commit = _git(folder, "rev-parse", "HEAD")
+        _git(folder, "ls-files", "--error-unmatch", "__init__.py")
+        status = _git(folder, "status", "--porcelain")
+    except (OSError, subprocess.CalledProcessError):
+        return GitState(UNKNOWN, UNKNOWN)
+    return GitState(commit, "true" if status else "false", status)
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True, timeout=30
+    )
+    return done.stdout.strip()
+
+
+def pip_freeze() -> str:
+    """``pip freeze --exclude-editable`` of this interpreter (the format of ``requirements/lock.txt``)."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise TrackingError(f"cannot record the environment: pip freeze failed ({exc})") from None
+    return done.stdout
+
+
+def parse_requirements(text: str) -> dict[str, str]:
+    """``{normalized name: version}`` of the ``name==version`` (or ``name @ url``) lines of a freeze/lock."""
+    packages = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, sep, version = line.partition("==")
+        if not sep:
+            name, _, version = line.partition(" @ ")
+        packages[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.strip()
+    return packages
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def project_run_id() -> str | None:
+    """The ``mlflow run`` project run to nest parent runs under, if any.
+
+    ``mlflow run`` passes its run in ``MLFLOW_RUN_ID``, which ``mlflow.start_run`` would resume. The id is
+    moved to ``MSCL_PROJECT_RUN_ID`` (which users may also set themselves), so that every seed's parent run
+    is a new nested child of the project run instead.
+    """
+    run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    if run_id:
+        os.environ[PROJECT_RUN_ENV] = run_id
+    return os.environ.get(PROJECT_RUN_ENV) or None
+
+
+def start_run_options(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``mlflow.start_run`` for a parent run: project-run nesting, system metrics.
+
+    A new parent run under ``mlflow run`` is nested under the project run and tagged ``mscl.project_run``;
+    a resumed one keeps the nesting it was created with.
+
+    Raises:
+        TrackingError: ``tracking.system_metrics`` is on but ``psutil`` is not installed.
+    """
+    options: dict[str, Any] = {}
+    project = project_run_id()
+    if project and not resume:
+        options |= {"parent_run_id": project, "tags": {PROJECT_RUN_TAG: project}}
+    if cfg.tracking.system_metrics:
+        import importlib.util
+
+        if importlib.util.find_spec("psutil") is None:
+            raise TrackingError("tracking.system_metrics needs the psutil package: pip install psutil")
+        options["log_system_metrics"] = True
+    return options
+
+
+def log_lineage(
+    client: MlflowClient, run_id: str, cfg: ExperimentConfig, seed: int, dataset: PreparedDataset
+) -> None:
+    """Log source, environment, seeds and the dataset input on the parent run ``run_id``."""
+    git = git_state()
+    order_seed = cfg.protocol.order_seed if cfg.protocol.order_seed is not None else seed
+    tags = {"mscl.git_commit": git.commit, "mscl.git_dirty": git.dirty, "mscl.order_seed": str(order_seed)}
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+    client.log_text(run_id, pip_freeze(), FREEZE_ARTIFACT)
+    if git.status:
+        client.log_text(run_id, git.status + "\n", "environment/git-status.txt")
+    if LOCK_FILE.is_file():
+        client.log_text(run_id, LOCK_FILE.read_text(encoding="utf-8"), LOCK_ARTIFACT)
+    profile = {"cases": len(dataset.manifest.cases), "sha256": dataset.manifest.digest()}
+    _log_input(client, run_id, dataset.manifest.name, _source(dataset), profile, context="dataset")
+
+
+def runtime_tags(device: torch.device) -> dict[str, str]:
+    """The interpreter, torch build and determinism flags of this process, as run tags."""
+    return {
+        "mscl.python": platform.python_version(),
+        "mscl.platform": platform.platform(),
+        "mscl.torch_version": torch.__version__,
+        "mscl.cuda": torch.version.cuda or "none",
+        "mscl.device": str(device),
+        "mscl.deterministic_algorithms": str(torch.are_deterministic_algorithms_enabled()).lower(),
+        "mscl.cudnn_deterministic": str(torch.backends.cudnn.deterministic).lower(),
+        "mscl.cudnn_benchmark": str(torch.backends.cudnn.benchmark).lower(),
+        "mscl.num_threads": str(torch.get_num_threads()),
+    }
+
+
+class InputCase(NamedTuple):
+    """One case a stage trained on: its id, array checksums and where it came from (dataset or memory)."""
+
+    id: str
+    image_sha256: str
+    label_sha256: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class CaseSet:
+    """The data of one stage: its own centers' training cases plus the replay memory."""
+
+    name: str
+    source: str
+    manifest: DatasetManifest
+    cases: tuple[InputCase, ...]
+
+    def digest(self) -> str:
+        """sha256 over the sorted (id, image sha256, label sha256) and the preprocessing settings."""
+        payload = {
+            "preprocessing": self.manifest.preprocessing.model_dump(mode="json"),
+            "cases": sorted((c.id, c.image_sha256, c.label_sha256) for c in self.cases),
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def stage_inputs(dataset: PreparedDataset, stage: StagePlan, memory: Iterable[dict[str, Any]]) -> CaseSet:
+    """What ``stage`` trains on: the training split of its centers plus the memory rows (key, checksums)."""
+    own = [
+        InputCase(c.id, c.image_sha256, c.label_sha256, "dataset")
+        for c in dataset.manifest.cases_of(split="train")
+        if c.center in stage.train_centers
+    ]
+    replayed = [InputCase(r["key"], r["image_sha256"], r["label_sha256"], "memory") for r in memory]
+    name = f"{dataset.manifest.name}/{stage.name}"
+    return CaseSet(name, _source(dataset), dataset.manifest, tuple(own + replayed))
+
+
+def log_stage_inputs(client: MlflowClient, stage_run_id: str, inputs: CaseSet) -> str:
+    """Log a stage's cases as an MLflow dataset input (context ``train``) and tag its full digest.
+
+    Returns:
+        The full sha256 digest of the stage's inputs.
+    """
+    digest = inputs.digest()
+    memory = sum(c.origin == "memory" for c in inputs.cases)
+    profile = {"cases": len(inputs.cases), "memory_cases": memory, "sha256": digest}
+    _log_input(client, stage_run_id, inputs.name, inputs.source, profile, context="train")
+    client.set_tag(stage_run_id, INPUTS_DIGEST_TAG, digest)
+    return digest
+
+
+def _log_input(
+    client: MlflowClient, run_id: str, name: str, source: str, profile: dict[str, Any], context: str
+) -> None:
+    """Log a dataset input; MLflow keeps 36 digest characters, the profile keeps the full sha256."""
+    dataset = Dataset(
+        name=name,
+        digest=profile["sha256"][:_DIGEST_CHARS],
+        source_type="local",
+        source=json.dumps({"uri": source}),
+        profile=json.dumps(profile),
+    )
+    client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+
+
+def _source(dataset: PreparedDataset) -> str:
+    return dataset.directory.resolve().as_uri()
+
+
+def memory_rows(strategy: Strategy) -> list[dict[str, Any]]:
+    """The replay memory's current samples (key, checksums), or none for strategies without memory."""
+    memory = getattr(strategy, "memory", None)
+    return memory.manifest() if memory is not None else []
+
+
+class LineageObserver(StudyObserver):
+    """Stage-loop observer logging lineage that exists only once the loop runs.
+
+    Place it after :class:`mscl.tracking.runs.MlflowStudyObserver`, whose ``stage_started`` opens the stage
+    run this observer logs the stage's inputs on.
+    """
+
+    def __init__(
+        self,
+        client: MlflowClient,
+        parent_run_id: str,
+        cfg: ExperimentConfig,
+        dataset: PreparedDataset,
+        strategy: Strategy,
+    ) -> None:
+        self.client, self.parent_run_id, self.cfg = client, parent_run_id, cfg
+        self.dataset, self.strategy = dataset, strategy
+        self._runtime_logged = False
+
+    def stage_started(self, stage: StagePlan) -> None:
+        """Log the runtime flags on the parent (first stage) and the stage's inputs on the stage run."""
+        from mscl.engine.device import resolve_device
+
+        if not self._runtime_logged:
+            tags = runtime_tags(resolve_device(self.cfg.train.device))
+            self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            self._runtime_logged = True
+        active = mlflow.active_run()
+        if active is None or active.info.run_id == self.parent_run_id:
+            raise RuntimeError("LineageObserver must follow MlflowStudyObserver (no stage run is open)")
+        inputs = stage_inputs(self.dataset, stage, memory_rows(self.strategy))
+        log_stage_inputs(self.client, active.info.run_id, inputs)
