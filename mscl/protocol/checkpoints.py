@@ -63,8 +63,10 @@ class StateStore:
         return PartialStage(index, payload["model"], state)
 
     def clear(self, index: int) -> None:
-        """Drop a stage's resume point once the stage has finished."""
+        """Drop a stage's resume point once the stage has finished (and the folder once it is empty)."""
         self.path(index).unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
 
 
 class CheckpointObserver(StudyObserver):

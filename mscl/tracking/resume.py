@@ -24,6 +24,7 @@ from mscl.protocol.checkpoints import StateStore
 from mscl.protocol.loop import ResumePoint, StageOutcome
 from mscl.strategies.base import StagePlan
 from mscl.tracking.checkpoints import PARENT_TAG, get_run
+from mscl.tracking.queries import is_parent
 
 IGNORED_ON_RESUME = ("protocol.seeds", "tracking.")
 
@@ -44,7 +45,7 @@ class ResumeInfo:
 def parent_run(client: MlflowClient, run_id: str) -> Run:
     """The parent run ``run_id`` of a study, or a clear error."""
     run = get_run(client, run_id)
-    if PARENT_TAG in run.data.tags or "mscl.strategy" not in run.data.tags:
+    if not is_parent(run):
         raise TrackingError(f"run {run_id} is not the parent run of an mscl study")
     return run
 
