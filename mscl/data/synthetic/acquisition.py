@@ -33,7 +33,7 @@ BASE_CONTRASTS: dict[str, TissueContrast] = {
     # FLAIR: fluid suppressed (CSF dark), grey matter brighter than white matter, lesions brightest.
     FLAIR: TissueContrast(csf=0.3, gm=1.25, wm=1.0, lesion=2.2),
     # T2w: CSF brightest, lesions bright (between grey matter and CSF), white matter darkest.
-    T2W: TissueContrast(csf=2.8, gm=1.4, wm=1.0, lesion=2.0),
+    T2W: TissueContrast(csf=2.8, gm=1.4, wm=1.0, lesion=2.4),
 }
 
 
