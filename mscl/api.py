@@ -54,7 +54,7 @@ def train_study(
     """
     from mscl.tracking.runs import use_tracking_uri
 
-    use_tracking_uri(cfg.tracking.uri)
+    use_tracking_uri(cfg.tracking.uri, cfg.tracking.connect_timeout_s)
     with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
         return [
             _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers)

@@ -172,6 +172,9 @@ class TrackingConfig(StrictModel):
     uri: str | None = Field(None, description="Default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
     experiment: str = "mscl"
     system_metrics: bool = False
+    connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds a tracking server may take to answer before a command fails."
+    )
 
 
 class ExperimentConfig(StrictModel):

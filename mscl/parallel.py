@@ -96,7 +96,7 @@ def train_parallel(
 
     if workers < 1:
         raise ConfigError(f"--parallel must be >= 1, got {workers}")
-    uri = use_tracking_uri(cfg.tracking.uri)
+    uri = use_tracking_uri(cfg.tracking.uri, cfg.tracking.connect_timeout_s)
     ensure_experiment(cfg.tracking.experiment)
     cfg = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"uri": uri})})
     groups = split_seeds(cfg.protocol.seeds, workers)

@@ -14,7 +14,7 @@ from mscl.reports.compile import compile_runs
 from mscl.reports.document import ReportContext, write_report
 from mscl.tracking.queries import PAGE_SIZE, ParentRun, SkippedRun, read_parent_runs
 from mscl.tracking.rmatrix import SEQUENTIAL_KINDS
-from mscl.tracking.uri import check_reachable, resolve_tracking_uri, sqlite_path
+from mscl.tracking.uri import connect_tracking, sqlite_path
 
 OrderChoice = Literal["descending", "random", "all"]
 ORDER_CHOICES = ("descending", "random", "all")
@@ -61,8 +61,7 @@ def build_report(
     """
     if order not in ORDER_CHOICES:
         raise ConfigError(f"--order must be one of {', '.join(ORDER_CHOICES)}, not {order!r}")
-    uri = resolve_tracking_uri(tracking_uri)
-    check_reachable(uri)
+    uri = connect_tracking(tracking_uri)
     db = sqlite_path(uri)
     if db is not None and not db.is_file():
         raise TrackingError(f"no MLflow database at {db}; pass --tracking-uri or set MLFLOW_TRACKING_URI")

@@ -35,7 +35,7 @@ from mscl.tracking.lineage import (
 )
 from mscl.tracking.queries import is_parent
 from mscl.tracking.rmatrix import load_r_matrix
-from mscl.tracking.uri import check_reachable, resolve_tracking_uri
+from mscl.tracking.uri import connect_tracking
 
 CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
@@ -68,9 +68,7 @@ def audit_run(
     Raises:
         TrackingError: unreachable store, unknown run, or a run that is not a study's parent run.
     """
-    uri = resolve_tracking_uri(tracking_uri)
-    check_reachable(uri)
-    client = MlflowClient(uri)
+    client = MlflowClient(connect_tracking(tracking_uri))
     run = get_run(client, run_id)
     if not is_parent(run):
         raise TrackingError(f"run {run_id} is not the parent run of an mscl study")

@@ -28,6 +28,7 @@ from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan
 from mscl.tracking.lineage import CHECKPOINT_SHA_TAG, file_sha256, log_lineage, start_run_options
 from mscl.tracking.rmatrix import RMatrix, log_r_matrix
+from mscl.tracking.uri import DEFAULT_CONNECT_TIMEOUT_S, connect_tracking, sqlite_path
 
 CHECKPOINT_PATH = "checkpoint/model.pt"
 MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
@@ -111,8 +112,6 @@ def ensure_experiment(name: str) -> str:
     With a ``sqlite:///`` store, a new experiment keeps its artifacts in ``mlartifacts/`` beside the
     database file (MLflow would otherwise write ``./mlruns`` into whatever folder the command runs in).
     """
-    from mscl.tracking.uri import sqlite_path
-
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -225,12 +224,12 @@ def study_metrics(result: StudyResult) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def use_tracking_uri(uri: str | None) -> str:
-    """Point MLflow at the resolved tracking URI, failing fast when a server does not answer."""
-    from mscl.tracking.uri import check_reachable, resolve_tracking_uri
+def use_tracking_uri(uri: str | None, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> str:
+    """Point MLflow's fluent API at the tracking store, failing fast when a server does not answer.
 
-    resolved = resolve_tracking_uri(uri)
-    check_reachable(resolved)
+    See :func:`mscl.tracking.uri.connect_tracking`.
+    """
+    resolved = connect_tracking(uri, timeout_s)
     mlflow.set_tracking_uri(resolved)
     return resolved
 
