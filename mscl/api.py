@@ -24,7 +24,7 @@ from mscl.config import (
 )
 from mscl.data.dataset import PreparedDataset
 from mscl.data.predictions import PredictionWriter
-from mscl.errors import StudyInterrupted
+from mscl.errors import StudyInterrupted, TrackingError
 from mscl.protocol.loop import StudyResult, StudySetup, plan_study, run_study, stage_epochs
 from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver, progress_display
 
@@ -122,6 +122,8 @@ def _run_seed(
     resume: Run | None = None,
 ) -> StudyResult:
     """One (strategy, seed) study inside its MLflow parent run, resumed when ``resume`` is given."""
+    from mlflow.exceptions import MlflowException
+
     from mscl.protocol.checkpoints import CheckpointObserver, StateStore
     from mscl.tracking.lineage import LineageObserver
     from mscl.tracking.resume import ResumeInfo, load_resume_info
@@ -150,6 +152,9 @@ def _run_seed(
             result = run_study(dataset, cfg, seed, observer, setup, info.point)
             earlier = sum(outcome.seconds for outcome in info.point.finished.values())
             log_study_result(client, run_id, result, time.perf_counter() - started + earlier)
+    except MlflowException as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"run {run_id}: the tracking store failed mid-run: {first_line}") from None
     except KeyboardInterrupt:
         raise StudyInterrupted(
             f"interrupted: run {run_id} ended as KILLED; continue it with "

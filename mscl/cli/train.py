@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -63,6 +64,8 @@ def train(
         "tracking": given(uri=tracking_uri, experiment=experiment, system_metrics=system_metrics or None),
     }
     overrides = [*(set_ or ()), flags]
+    if quiet:  # MLflow prints a "View run ... at http://..." line per run against a server
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     if resume is not None:
         from mscl.api import resume_study
 
