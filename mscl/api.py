@@ -25,8 +25,9 @@ from mscl.config import (
 from mscl.data.dataset import PreparedDataset
 from mscl.data.predictions import PredictionWriter
 from mscl.errors import StudyInterrupted, TrackingError
+from mscl.progress import progress_bar
 from mscl.protocol.loop import StudyResult, StudySetup, plan_study, run_study, stage_epochs
-from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver, progress_display
+from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -136,7 +137,7 @@ def _run_seed(
     try:
         with (
             study_run(cfg, seed, setup, dataset, resume_id) as (client, run_id),
-            progress_display(quiet) as bar,
+            progress_bar(quiet) as bar,
         ):
             store = StateStore(cfg.train.checkpoint_dir / run_id)
             info = load_resume_info(client, resume, stages, store) if resume is not None else ResumeInfo()

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from mscl.data.manifest import (
     CenterRecord,
     DatasetManifest,
@@ -25,6 +23,7 @@ from mscl.data.manifest import (
 from mscl.data.split import SPLIT_RULE, assign_splits
 from mscl.data.store import StoreFormat
 from mscl.data.writer import DatasetWriter, PreparedCase
+from mscl.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def build_dataset(
         subjects[job.center].add(job.subject)
     splits = assign_splits(subjects, test_fraction, split_seed)
     with DatasetWriter(out, fmt=fmt, overwrite=overwrite) as writer:
-        with _progress(quiet) as progress:
+        with progress_bar(quiet, transient=True) as progress:
             task = progress.add_task(f"prepare {Path(out).name}", total=len(jobs))
             for job, case in zip(jobs, _results(jobs, workers), strict=True):
                 writer.add(case, splits[job.subject])
@@ -118,14 +117,3 @@ def _centers(jobs: Sequence[CaseJob]) -> list[CenterRecord]:
         CenterRecord(name=center, contrasts=contrasts[center], subjects=len(subjects[center]))
         for center in contrasts
     ]
-
-
-def _progress(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=quiet,
-        transient=True,
-    )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from mscl.strategies.base import StagePlan
 
@@ -75,14 +75,3 @@ class ProgressObserver(StudyObserver):
 
     def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
         self.progress.advance(self.stages)
-
-
-def progress_display(quiet: bool) -> Progress:
-    """The progress bar layout used by long commands."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=quiet,
-    )
