@@ -15,15 +15,8 @@ import h5py
 import numpy as np
 
 from mscl.errors import MemoryBackendError
-from mscl.memory_backends.base import (
-    FORMAT_VERSION,
-    PRIVATE_FILE,
-    BaseBackend,
-    Mode,
-    StoreIndex,
-    WriterLock,
-    check_store_path,
-)
+from mscl.memory_backends.base import FORMAT_VERSION, BaseBackend, StoreIndex
+from mscl.memory_backends.files import PRIVATE_FILE, Mode, WriterLock, check_store_path
 
 INDEX_NAME = "index"
 COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}

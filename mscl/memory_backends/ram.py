@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mscl.memory_backends.base import BaseBackend, Mode, StoreIndex
+from mscl.memory_backends.base import BaseBackend, StoreIndex
+from mscl.memory_backends.files import Mode
 
 
 class RamBackend(BaseBackend):

@@ -12,7 +12,8 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from mscl.errors import MemoryBackendError
-from mscl.memory_backends.base import MemoryBackend, Mode
+from mscl.memory_backends.base import MemoryBackend
+from mscl.memory_backends.files import Mode
 
 GROUP = "mscl.memory_backends"
 

@@ -19,12 +19,10 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from mscl.errors import MemoryBackendError
-from mscl.memory_backends.base import (
-    FORMAT_VERSION,
+from mscl.memory_backends.base import FORMAT_VERSION, BaseBackend, StoreIndex
+from mscl.memory_backends.files import (
     PRIVATE_DIR,
-    BaseBackend,
     Mode,
-    StoreIndex,
     WriterLock,
     check_store_path,
     make_private,

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from mscl.errors import MemoryBackendError, MemoryCorrupted
-from mscl.memory_backends.base import BaseBackend, MemoryBackend, lock_path
+from mscl.memory_backends.base import BaseBackend, MemoryBackend
+from mscl.memory_backends.files import lock_path
 from mscl.memory_backends.registry import get_backend, open_backend
 
 from .conftest import OpenStore, meta, sample
