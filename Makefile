@@ -19,7 +19,8 @@ install: $(STAMP)
 
 DEMO_URI = sqlite:///$(abspath $(DEMO_DIR))/mlflow.db
 DEMO_PRESET ?= quick
-DEMO_TRAIN = $(BIN)/mscl train --data $(DEMO_DIR)/data --preset $(DEMO_PRESET) --tracking-uri $(DEMO_URI) --experiment demo
+DEMO_TRAIN = $(BIN)/mscl train --data $(DEMO_DIR)/data --preset $(DEMO_PRESET) --tracking-uri $(DEMO_URI) --experiment demo \
+	--set train.checkpoint_dir=$(DEMO_DIR)/checkpoints
 
 # The main job on the synthetic default: prepare, fine-tuning and replay (one seed), then the report.
 demo: $(STAMP)
