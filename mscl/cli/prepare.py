@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption
+from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
 from mscl.config import load_config
 from mscl.errors import ConfigError
 
@@ -51,7 +51,7 @@ def prepare(
     if len(chosen) != 1:
         raise ConfigError("give exactly one source: --bids DIR, --manifest CSV or --synthetic")
     flags: dict[str, Any] = {
-        "data": _given(
+        "data": given(
             spacing=[spacing] * 3 if spacing is not None else None,
             format=fmt,
             workers=workers,
@@ -61,7 +61,7 @@ def prepare(
             label_suffix=label_suffix,
             center_column=center_column,
         ),
-        "synthetic": _given(seed=seed),
+        "synthetic": given(seed=seed),
     }
     cfg = load_config(preset, config, [*(set_ or ()), flags])
     console = Console(quiet=quiet)
@@ -78,8 +78,3 @@ def prepare(
 
     console.print(summary_table(result))
     console.print(f"dataset written to {out}")
-
-
-def _given(**values: Any) -> dict[str, Any]:
-    """Only the options the user actually gave."""
-    return {key: value for key, value in values.items() if value is not None}
