@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import mlflow
 import torch
 from mlflow.entities import Dataset, DatasetInput, InputTag, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mscl.config import ExperimentConfig
@@ -239,7 +240,11 @@ def log_stage_inputs(client: MlflowClient, stage_run_id: str, inputs: CaseSet) -
 def _log_input(
     client: MlflowClient, run_id: str, name: str, source: str, profile: dict[str, Any], context: str
 ) -> None:
-    """Log a dataset input; MLflow keeps 36 digest characters, the profile keeps the full sha256."""
+    """Log a dataset input; MLflow keeps 36 digest characters, the profile keeps the full sha256.
+
+    Seeds trained in parallel log the same dataset at once; with a SQLite store the second insert of the
+    dataset row fails on its unique constraint. The row then exists, so one retry links the run to it.
+    """
     dataset = Dataset(
         name=name,
         digest=profile["sha256"][:_DIGEST_CHARS],
@@ -247,7 +252,11 @@ def _log_input(
         source=json.dumps({"uri": source}),
         profile=json.dumps(profile),
     )
-    client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+    inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])]
+    try:
+        client.log_inputs(run_id, inputs)
+    except MlflowException:
+        client.log_inputs(run_id, inputs)
 
 
 def _source(dataset: PreparedDataset) -> str:
