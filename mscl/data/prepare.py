@@ -8,8 +8,9 @@ from typing import Literal
 from mscl.config import DataConfig
 from mscl.data.build import CaseJob, build_dataset
 from mscl.data.manifest import DatasetManifest, SourceRecord
-from mscl.data.preprocess import preprocess_case, preprocessing_record
+from mscl.data.preprocess import preprocess_case
 from mscl.data.sources import discover
+from mscl.data.standardize import preprocessing_record
 from mscl.data.writer import check_output
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mscl.config import DataConfig
-from mscl.data.preprocess import preprocess_case, preprocessing_record
+from mscl.data.preprocess import preprocess_case
 from mscl.data.sources import SourceCase
 from mscl.errors import DataError
 
@@ -130,11 +130,3 @@ def test_constant_image_has_no_foreground(tmp_path: Path, write_nifti) -> None:
     image = np.full(SHAPE, 7.0, np.float32)
     with pytest.raises(DataError, match="no foreground"):
         preprocess_case(written(write_nifti, tmp_path, image, np.zeros(SHAPE, np.float32)), DataConfig())
-
-
-def test_preprocessing_record_describes_the_settings() -> None:
-    record = preprocessing_record(DataConfig(spacing=(2, 2, 2), crop_margin_mm=4, normalization="percentile"))
-    assert record.spacing == (2, 2, 2)
-    assert record.orientation == "RAS"
-    assert "+ 4 mm" in record.crop
-    assert record.intensity_normalization.startswith("percentile")

@@ -3,8 +3,8 @@
 Every case is a pure function of ``(seed, center, subject index, contrast)``: the subject's anatomy and
 lesions come from a generator seeded with ``(seed, sha256(center), index, 0)`` (shared by all contrasts of
 the subject), its acquisition from ``(seed, sha256(center), index, 1 + contrast index)``. Cases are then
-cropped and normalised by the same functions as real data, so the dataset directory is indistinguishable
-in form from a prepared BIDS dataset.
+cropped and normalised by the same function as real data (:func:`mscl.data.standardize.standardize`), so
+the dataset directory is indistinguishable in form from a prepared BIDS dataset.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mscl.config import ExperimentConfig, SyntheticConfig
 from mscl.data.build import CaseJob, build_dataset
 from mscl.data.manifest import DatasetManifest, PreprocessingRecord, SourceRecord
 from mscl.data.split import center_seed
+from mscl.data.standardize import Normalization, preprocessing_record, standardize
 from mscl.data.synthetic.acquisition import CENTERS, FLAIR, PROFILES, T2W, TissueFractions, acquire
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
 from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
@@ -75,7 +77,7 @@ def make_case(
     spacing: float,
     seed: int,
     crop_margin_mm: float,
-    normalization: str,
+    normalization: Normalization,
 ) -> PreparedCase:
     """Generate one (subject, contrast) case: anatomy, lesions, acquisition, crop and normalisation."""
     profile = PROFILES[center]
@@ -94,43 +96,18 @@ def make_case(
     stream = 1 + CONTRAST_STREAMS.index(contrast)
     acquisition_rng = np.random.default_rng([*center_seed(seed, center), index, stream])
     image = acquire(tissue, profile, contrast, spacing, acquisition_rng)
-    image, label = _crop_and_normalise(image, lesions.label, spacing, crop_margin_mm, normalization)
+    voxels = (spacing, spacing, spacing)
+    image, label = standardize(
+        torch.from_numpy(image), torch.from_numpy(lesions.label), voxels, crop_margin_mm, normalization
+    )
     return PreparedCase(
         subject=subject_id(center, index),
         center=center,
         contrast=contrast,
         image=image,
         label=label,
-        spacing=(spacing, spacing, spacing),
+        spacing=voxels,
     )
-
-
-def _crop_and_normalise(
-    image: np.ndarray, label: np.ndarray, spacing: float, crop_margin_mm: float, normalization: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The real-data steps after resampling (mscl.data.preprocess): foreground crop, then normalisation."""
-    import math
-
-    import torch
-    import torchio as tio
-
-    from mscl.data.preprocess import crop_bounds, foreground_mask
-    from mscl.data.preprocess import normalization as intensity_transform
-
-    image_t = torch.from_numpy(image[None])
-    label_t = torch.from_numpy(label[None].astype(np.float32))
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    foreground = foreground_mask(image_t, label_t)
-    subject = tio.Subject(
-        image=tio.ScalarImage(tensor=image_t, affine=affine),
-        label=tio.LabelMap(tensor=label_t, affine=affine),
-        foreground=tio.LabelMap(tensor=foreground, affine=affine),
-    )
-    margin = [math.ceil(crop_margin_mm / spacing)] * 3
-    subject = tio.Compose([tio.Crop(crop_bounds(foreground[0], margin)), intensity_transform(normalization)])(
-        subject
-    )
-    return subject.image.data[0].numpy(), subject.label.data[0].clamp(0, 1).numpy()
 
 
 def generate_dataset(
@@ -154,7 +131,6 @@ def generate_dataset(
         ConfigError: for an unknown center.
         DataError: when ``out`` exists without ``overwrite`` or cannot be written.
     """
-    from mscl.data.preprocess import preprocessing_record
 
     jobs = plan_jobs(cfg, centers)
     spacing = cfg.synthetic.spacing_mm
