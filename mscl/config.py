@@ -57,7 +57,7 @@ class SyntheticConfig(StrictModel):
 
     spacing_mm: float = Field(3.0, gt=0, le=8)
     count_scale: float = Field(0.25, ge=0, le=1, description="Fraction of the paper's subject counts.")
-    min_per_center: int = Field(3, ge=1)
+    min_per_center: int = Field(3, ge=2, description="At least 2: every center is split into train and test.")
     max_per_center: int | None = Field(None, ge=1)
     seed: int = Field(0, ge=0)
 

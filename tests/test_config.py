@@ -53,6 +53,13 @@ def test_patch_size_must_fit_the_unet_depth() -> None:
         load_config("tiny", overrides=["train.patch_size=[12, 16, 16]"])
 
 
+def test_every_synthetic_center_keeps_a_test_subject() -> None:
+    with pytest.raises(ConfigError, match=r"synthetic\.min_per_center: must be >= 2"):
+        load_config("paper", overrides=["synthetic.min_per_center=1"])
+    scaled = load_config("paper", overrides=["synthetic.count_scale=0.05"]).synthetic
+    assert scaled.min_per_center >= 2
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [("train.epochs", "expected section.key=value"), ("=3", "expected section.key=value")],
