@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,8 @@ class StageOutcome:
     history: list[dict[str, float]]
     seconds: float
     memory_manifest: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per part of the stage: ``load``, ``cache``, ``train``, ``evaluate``, ``memory``."""
 
 
 @dataclass
@@ -186,32 +189,44 @@ class _StageRunner:
         from mscl.engine.trainer import train_stage
 
         self.observer.stage_started(stage)
-        started = time.perf_counter()
-        own = self.own_cases(stage)
-        cases = own + self.strategy.extra_cases(stage)
-        cache = CaseCache.from_arrays(
-            [c.image for c in cases],
-            [c.label for c in cases],
-            device=self.device,
-            min_shape=self.cfg.train.patch_size,
-            case_ids=[c.key for c in cases],
+        clock = _PartClock()
+        with clock.part("load"):
+            own = self.own_cases(stage)
+            cases = own + self.strategy.extra_cases(stage)
+        with clock.part("cache"):
+            cache = CaseCache.from_arrays(
+                [c.image for c in cases],
+                [c.label for c in cases],
+                device=self.device,
+                min_shape=self.cfg.train.patch_size,
+                case_ids=[c.key for c in cases],
+            )
+        with clock.part("train"):
+            result = train_stage(
+                model,
+                cache,
+                self.cfg.train,
+                epochs=stage_epochs(self.cfg),
+                seed=self.seed * 1000 + stage.index,
+                device=self.device,
+                on_epoch=lambda epoch, metrics: self.observer.epoch_finished(stage, epoch, metrics),
+                on_state=lambda state: self.observer.stage_state(stage, model, state),
+                resume=resume,
+            )
+            del cache
+        with clock.part("evaluate"):
+            scores, per_case = self.score(model)
+        with clock.part("memory"):
+            manifest = self.strategy.after_stage(stage, own)
+        return StageOutcome(
+            stage,
+            scores,
+            per_case,
+            result.history,
+            clock.total,
+            memory_manifest=manifest,
+            timings=clock.parts,
         )
-        result = train_stage(
-            model,
-            cache,
-            self.cfg.train,
-            epochs=stage_epochs(self.cfg),
-            seed=self.seed * 1000 + stage.index,
-            device=self.device,
-            on_epoch=lambda epoch, metrics: self.observer.epoch_finished(stage, epoch, metrics),
-            on_state=lambda state: self.observer.stage_state(stage, model, state),
-            resume=resume,
-        )
-        del cache
-        scores, per_case = self.score(model)
-        manifest = self.strategy.after_stage(stage, own)
-        seconds = time.perf_counter() - started
-        return StageOutcome(stage, scores, per_case, result.history, seconds, memory_manifest=manifest)
 
     def score(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
         """Dice per test case of every center, and each center's mean over its cases."""
@@ -233,6 +248,26 @@ class _StageRunner:
             for center, values in per_case.items()
         }
         return scores, per_case
+
+
+class _PartClock:
+    """Wall seconds spent in each named part of a stage (every part ends on a host read, so on CUDA the
+    device work is inside the part that queued it)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, float] = {}
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.parts[name] = self.parts.get(name, 0.0) + time.perf_counter() - began
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
 
 
 def stage_epochs(cfg: ExperimentConfig) -> int:

@@ -92,7 +92,8 @@ class MlflowStudyObserver(StudyObserver):
         run_id = self._stage_run
         assert run_id is not None, "stage_finished without stage_started"
         row = {f"test_dice/{center}": score for center, score in outcome.scores.items()}
-        log_metrics(self.client, run_id, {**row, "stage_seconds": outcome.seconds})
+        timings = {f"time/{part}_s": seconds for part, seconds in outcome.timings.items()}
+        log_metrics(self.client, run_id, {**row, **timings, "stage_seconds": outcome.seconds})
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
             torch.save({"state_dict": model.state_dict(), "model": self.cfg.model.model_dump()}, path)

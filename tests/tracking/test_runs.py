@@ -84,6 +84,10 @@ def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, s
         assert {"checkpoint", "memory_manifest.json", "per_case_dice.json"} <= artifacts
         history = client.get_metric_history(stage.info.run_id, "train/loss")
         assert [m.step for m in history] == [0]
+        parts = {k: v for k, v in stage.data.metrics.items() if k.startswith("time/")}
+        assert set(parts) == {f"time/{p}_s" for p in ("load", "cache", "train", "evaluate", "memory")}
+        assert sum(parts.values()) == pytest.approx(stage.data.metrics["stage_seconds"])
+        assert parts["time/train_s"] >= stage.data.metrics["train/seconds"]
     assert rmatrix.order == ["Big", "Mid", "Small"]
     assert rmatrix.baseline is not None
 
