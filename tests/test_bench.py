@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from mscl import parallel
+from mscl.bench.measure import epoch_batches
 from mscl.bench.projection import paper_counts, project_replay_run, replay_patches
 from mscl.cli.main import app
 from mscl.config import load_config
@@ -75,6 +76,12 @@ def test_bench_refuses_bad_steps() -> None:
     result = CliRunner().invoke(app, ["bench", "--preset", "tiny", "--steps", "0"])
     assert result.exit_code == 2
     assert "--steps must be >= 1" in result.stderr
+
+
+def test_model_only_steps_mirror_an_epoch() -> None:
+    assert epoch_batches(7, 4, 4) == [16, 12]
+    assert epoch_batches(8, 4, 4) == [16, 16]
+    assert epoch_batches(1, 4, 2) == [2]
 
 
 def test_replay_patches_by_hand() -> None:

@@ -86,8 +86,9 @@ def training_rates(
 
     End to end is :func:`mscl.engine.trainer.train_stage` itself, one epoch of the stage cache per round:
     sampling, augmentation, model and optimizer, exactly as a study trains. Model-only runs the same step
-    (:func:`mscl.engine.trainer.optimizer_step`, same model, patches per step, precision and determinism
-    settings) on fixed random tensors, as many steps per round as an epoch has.
+    (:func:`mscl.engine.trainer.optimizer_step`, same model, precision and determinism settings) on fixed
+    random tensors, with the epoch's own batch sizes (a last step of fewer cases included), so the two
+    differ by the data pipeline alone.
 
     Args:
         cases: The stage's ``(image, label)`` pairs.
@@ -97,11 +98,11 @@ def training_rates(
     """
     train = cfg.train
     cache, cache_s = build_cache(cases, cfg, device)
-    per_round = math.ceil(len(cache) / train.cases_per_step)
+    batches = epoch_batches(len(cache), train.cases_per_step, train.patches_per_case)
+    per_round = len(batches)
     rounds = max(2, math.ceil(steps / per_round))
-    batch = train.cases_per_step * train.patches_per_case
     generator = torch.Generator(device=device).manual_seed(0)
-    shape = (batch, 1, *train.patch_size)
+    shape = (max(batches), 1, *train.patch_size)
     images = torch.randn(shape, generator=generator, device=device)
     labels = (torch.rand(shape, generator=generator, device=device) < 0.05).float()
     model = build_model(cfg.model, seed=0).to(device)
@@ -111,18 +112,24 @@ def training_rates(
     state: StageState | None = None
 
     def model_round() -> None:
-        for _ in range(per_round):
-            optimizer_step(model, optimizer, images, labels, train)
+        for batch in batches:
+            optimizer_step(model, optimizer, images[:batch], labels[:batch], train)
 
     model_best, stage_best = 0.0, 0.0
     for epoch in range(rounds + 1):  # round 0 warms both up
-        model_rate = per_round * batch / timed(device, model_round)
+        model_rate = sum(batches) / timed(device, model_round)
         result = train_stage(staged, cache, train, epochs=epoch + 1, seed=0, resume=state)
         state = result.state
         if epoch:
             model_best = max(model_best, model_rate)
             stage_best = max(stage_best, result.history[-1]["patches_per_s"])
     return TrainingRates(model_best, stage_best, per_round, rounds, cache_s, cache.nbytes / 1e6, len(cache))
+
+
+def epoch_batches(cases: int, cases_per_step: int, patches_per_case: int) -> list[int]:
+    """Patches of each step of one epoch over ``cases`` cases (the last step may hold fewer cases)."""
+    firsts = range(0, cases, cases_per_step)
+    return [min(cases_per_step, cases - first) * patches_per_case for first in firsts]
 
 
 def evaluation_rate(
