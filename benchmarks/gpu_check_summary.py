@@ -35,11 +35,18 @@ def stage_runs(client: MlflowClient, experiment: str) -> list[Run]:
     return [run for run in experiment_runs(client, experiment) if "mlflow.parentRunId" in run.data.tags]
 
 
-def warm_epochs(client: MlflowClient, run_id: str) -> list[tuple[float, float]]:
-    """``(seconds, patches/s)`` of every epoch after the first (the first carries cuDNN autotuning)."""
-    seconds = {m.step: m.value for m in client.get_metric_history(run_id, "train/seconds")}
+def epoch_spans(client: MlflowClient, run_id: str) -> list[tuple[float, float, float]]:
+    """``(start, end, patches)`` of every epoch of a stage run, in seconds since the epoch of time.
+
+    An epoch ends when its metrics were logged; it started ``train/seconds`` before.
+    """
+    seconds = {m.step: m for m in client.get_metric_history(run_id, "train/seconds")}
     rates = {m.step: m.value for m in client.get_metric_history(run_id, "train/patches_per_s")}
-    return [(seconds[step], rates[step]) for step in sorted(seconds) if step > 0 and step in rates]
+    spans = []
+    for step, metric in sorted(seconds.items()):
+        end = metric.timestamp / 1000
+        spans.append((end - metric.value, end, metric.value * rates[step]))
+    return spans
 
 
 def replay_figures(client: MlflowClient, bench: dict) -> dict:
@@ -48,22 +55,14 @@ def replay_figures(client: MlflowClient, bench: dict) -> dict:
     stages = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
     parent = next(run for run in runs if "mlflow.parentRunId" not in run.data.tags)
     parts = {part: sum(run.data.metrics.get(f"time/{part}_s", 0.0) for run in stages) for part in PARTS}
-    epochs = [epoch for run in stages for epoch in warm_epochs(client, run.info.run_id)]
-    patches = sum(seconds * rate for seconds, rate in epochs)
-    train_rate = patches / sum(seconds for seconds, _ in epochs)
+    spans = [epoch_spans(client, run.info.run_id) for run in stages]
+    warm = [span for run in spans for span in run[1:]]  # each stage's first epoch carries cuDNN autotuning
+    train_rate = sum(patches for _, _, patches in warm) / sum(end - start for start, end, _ in warm)
     per_case_file = client.download_artifacts(stages[0].info.run_id, "per_case_dice.json")
     per_case = json.loads(Path(per_case_file).read_text())
     test_cases = sum(len(cases) for cases in per_case.values())
     eval_rate = len(stages) * test_cases / parts["evaluate"]
-    all_patches = sum(
-        m.value * s.value
-        for run in stages
-        for m, s in zip(
-            client.get_metric_history(run.info.run_id, "train/patches_per_s"),
-            client.get_metric_history(run.info.run_id, "train/seconds"),
-            strict=True,
-        )
-    )
+    all_patches = sum(patches for run in spans for _, _, patches in run)
     training = bench["training"]
     projected = all_patches / training["end_to_end_patches_per_s"]
     projected += len(stages) * test_cases / bench["inference_volumes_per_s"]
@@ -80,20 +79,6 @@ def replay_figures(client: MlflowClient, bench: dict) -> dict:
         "projected_stage_seconds": projected,
         "measured_over_projected": measured / projected,
     }
-
-
-def epoch_spans(client: MlflowClient, run_id: str) -> list[tuple[float, float, float]]:
-    """``(start, end, patches)`` of every epoch of a stage run, in seconds since the epoch of time.
-
-    An epoch ends when its metrics were logged; it started ``train/seconds`` before.
-    """
-    seconds = {m.step: m for m in client.get_metric_history(run_id, "train/seconds")}
-    rates = {m.step: m.value for m in client.get_metric_history(run_id, "train/patches_per_s")}
-    spans = []
-    for step, metric in sorted(seconds.items()):
-        end = metric.timestamp / 1000
-        spans.append((end - metric.value, end, metric.value * rates[step]))
-    return spans
 
 
 def concurrent_rate(runs: list[list[tuple[float, float, float]]]) -> tuple[float, float]:

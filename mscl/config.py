@@ -21,6 +21,8 @@ DEFAULT_PRESET = "quick"
 
 Triple = tuple[float, float, float]
 IntTriple = tuple[int, int, int]
+Normalization = Literal["zscore", "percentile"]
+"""Intensity normalisations of :func:`mscl.data.standardize.normalize_intensity`."""
 
 
 class StrictModel(BaseModel):
@@ -34,7 +36,7 @@ class DataConfig(StrictModel):
 
     spacing: Triple = Field((1.0, 1.0, 1.0), description="Target voxel spacing in mm.")
     crop_margin_mm: float = Field(5.0, ge=0, description="Margin around the brain bounding box.")
-    normalization: Literal["zscore", "percentile"] = "zscore"
+    normalization: Normalization = "zscore"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     split_seed: int = Field(0, ge=0)
     format: Literal["zarr", "hdf5"] = "zarr"

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
 
-from mscl.config import DataConfig
+from mscl.config import DataConfig, Normalization
 from mscl.data.manifest import PreprocessingRecord
 from mscl.errors import DataError
-
-Normalization = Literal["zscore", "percentile"]
 
 FOREGROUND_PERCENTILES: tuple[float, float] = (1.0, 99.0)
 FOREGROUND_FRACTION = 0.05

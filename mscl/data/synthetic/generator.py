@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mscl.config import ExperimentConfig, SyntheticConfig
+from mscl.config import ExperimentConfig, Normalization, SyntheticConfig
 from mscl.data.build import CaseJob, build_dataset
 from mscl.data.manifest import DatasetManifest, PreprocessingRecord, SourceRecord
 from mscl.data.split import center_seed
-from mscl.data.standardize import Normalization, preprocessing_record, standardize
+from mscl.data.standardize import preprocessing_record, standardize
 from mscl.data.synthetic.acquisition import CENTERS, FLAIR, PROFILES, T2W, TissueFractions, acquire
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
 from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
@@ -131,7 +131,6 @@ def generate_dataset(
         ConfigError: for an unknown center.
         DataError: when ``out`` exists without ``overwrite`` or cannot be written.
     """
-
     jobs = plan_jobs(cfg, centers)
     spacing = cfg.synthetic.spacing_mm
     if cfg.data.workers > 1 and (overwrite or not Path(out).exists()):
