@@ -19,6 +19,8 @@ from pathlib import Path
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from mscl.tracking.checkpoints import per_case_scores
+
 PARTS = ("load", "cache", "train", "evaluate", "memory")
 
 
@@ -58,9 +60,8 @@ def replay_figures(client: MlflowClient, bench: dict) -> dict:
     spans = [epoch_spans(client, run.info.run_id) for run in stages]
     warm = [span for run in spans for span in run[1:]]  # each stage's first epoch carries cuDNN autotuning
     train_rate = sum(patches for _, _, patches in warm) / sum(end - start for start, end, _ in warm)
-    per_case_file = client.download_artifacts(stages[0].info.run_id, "per_case_dice.json")
-    per_case = json.loads(Path(per_case_file).read_text())
-    test_cases = sum(len(cases) for cases in per_case.values())
+    per_case = per_case_scores(client, stages[0])
+    test_cases = sum(len(cases) for cases in next(iter(per_case.values())).values())
     eval_rate = len(stages) * test_cases / parts["evaluate"]
     all_patches = sum(patches for run in spans for _, _, patches in run)
     training = bench["training"]

@@ -32,7 +32,7 @@ from mscl.data.store import array_sha256
 from mscl.memory_backends import hdf5 as hdf5_module
 from mscl.memory_backends import zarr as zarr_module
 from mscl.memory_backends.base import SampleMeta
-from mscl.memory_backends.registry import available_backends, get_backend, open_backend
+from mscl.memory_backends.registry import MEMORY_BACKENDS, open_backend
 
 Case = tuple[np.ndarray, np.ndarray]
 SIZES = {"quick": ((60, 72, 60), 20), "1mm": ((160, 190, 160), 3)}
@@ -120,14 +120,14 @@ def time_backend(
     name: str, cases: list[Case], compression: bool, workdir: Path
 ) -> tuple[float, float, float]:
     """Seconds to put all cases (incl. close), seconds to reopen and get them all, compression ratio."""
-    suffix = getattr(get_backend(name), "suffix", "")
+    suffix = getattr(MEMORY_BACKENDS.get(name), "suffix", "")
     path = workdir / f"bench{suffix}"
     meta = SampleMeta(center="bench", subject="s", contrast="FLAIR", lesion_voxels=0)
     start = time.perf_counter()
     store = open_backend(name, path if suffix else None, compression=compression)
     for i, (image, label) in enumerate(cases):
         store.put(f"case-{i}", image, label, meta)
-    if getattr(get_backend(name), "persistent", True):
+    if getattr(MEMORY_BACKENDS.get(name), "persistent", True):
         store.close()
         put_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -175,8 +175,8 @@ def run(sizes: list[str], workdir: Path, repeats: int) -> list[Row]:
         copy_s, sha_s = baselines(cases)
         rows.append(Row(size, "numpy", "copy", megabytes / copy_s, megabytes / copy_s, 1.0))
         rows.append(Row(size, "sha256", "checksum only", megabytes / sha_s, megabytes / sha_s, 1.0))
-        for name in available_backends():
-            persistent = getattr(get_backend(name), "persistent", True)
+        for name in MEMORY_BACKENDS.names():
+            persistent = getattr(MEMORY_BACKENDS.get(name), "persistent", True)
             for compression in (False, True) if persistent else (False,):
                 put_s, get_s, ratio = best_of(repeats, name, cases, compression, workdir)
                 variant = "default codec" if compression else "uncompressed" if persistent else "in memory"

@@ -17,8 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 from mscl.bench.measure import build_cache, timed
 from mscl.bench.runner import synthetic_cases
 from mscl.config import load_config
-from mscl.data.sampling import sample_patches
 from mscl.engine.device import configure_determinism, resolve_device
+from mscl.engine.sampling import sample_patches
 from mscl.engine.trainer import make_optimizer, optimizer_step
 from mscl.models.unet import build_model
 

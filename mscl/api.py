@@ -26,8 +26,10 @@ from mscl.data.dataset import PreparedDataset
 from mscl.data.predictions import PredictionWriter
 from mscl.errors import StudyInterrupted, TrackingError
 from mscl.progress import progress_bar
-from mscl.protocol.loop import StudyResult, StudySetup, plan_study, run_study, stage_epochs
+from mscl.protocol.loop import StudySetup, plan_study, run_study, stage_epochs
 from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver
+from mscl.protocol.results import StudyResult
+from mscl.tracking.tree import SEED_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run
@@ -89,7 +91,7 @@ def resume_study(
     parent = parent_run(client, run_id)
     logged = run_config(client, parent)
     current = resolve_against(logged, preset, config_file, overrides)
-    seed = int(parent.data.tags["mscl.seed"])
+    seed = int(parent.data.tags[SEED_TAG])
     with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
         check_resumable(parent, logged, current, dataset.manifest.digest())
         setup = plan_study(dataset, logged, seed)
@@ -145,7 +147,7 @@ def _run_seed(
                 [
                     MlflowStudyObserver(client, run_id, cfg, reattach=info.stage_runs),
                     LineageObserver(client, run_id, cfg, dataset, setup.strategy),
-                    CheckpointObserver(store, cfg.train.checkpoint_every),
+                    CheckpointObserver(store, cfg.train.checkpoint_every, setup.strategy),
                     ProgressObserver(bar, len(stages), stage_epochs(cfg), f"{cfg.strategy.name} seed {seed}"),
                     *observers,
                 ]
@@ -184,17 +186,14 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def result_table(result: StudyResult, run_id: str) -> Table:
-    """The R matrix of a study with its BWT, as a rich table."""
-    from mscl.tracking.runs import study_metrics
-
-    metrics = study_metrics(result)
-    summary = ", ".join(f"{k} {metrics[k]:+.3f}" for k in ("acc", "bwt", "fwt") if k in metrics)
-    table = Table(title=f"{result.strategy} seed {result.seed} (run {run_id[:8]}): {summary}")
+    """The R matrix of a study's headline metric with its ACC, BWT and FWT, as a rich table."""
+    metric = result.metrics[0]
+    table = Table(title=f"{result.strategy} seed {result.seed} (run {run_id[:8]}) {result.summary_line()}")
     table.add_column("after stage")
     for center in result.centers:
         table.add_column(center, justify="right")
-    table.add_row("untrained", *(f"{result.baseline[c]:.3f}" for c in result.centers))
-    for outcome, row in zip(result.stages, result.matrix, strict=True):
+    table.add_row("untrained", *(f"{v:.3f}" for v in result.baseline_of(metric)))
+    for outcome, row in zip(result.stages, result.matrix_of(metric), strict=True):
         table.add_row(outcome.stage.name, *(f"{v:.3f}" for v in row))
     return table
 
@@ -208,7 +207,7 @@ def evaluate_run(
     save_predictions: Path | None = None,
     tracking_uri: str | None = None,
     quiet: bool = False,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, dict[str, float]]]:
     """Score a logged stage checkpoint on a prepared dataset and log the result as an ``evaluate`` run.
 
     Args:
@@ -219,12 +218,12 @@ def evaluate_run(
         save_predictions: folder for soft-segmentation NIfTI files in the prepared space.
 
     Returns:
-        ``{center: {case_id: dice}}``.
+        ``{metric: {center: {case_id: score}}}`` for every metric of the run's ``eval.metrics``.
     """
     from mlflow.tracking import MlflowClient
 
     from mscl.engine.device import resolve_device
-    from mscl.engine.metrics import evaluate_cases
+    from mscl.engine.evaluation import evaluate_centers
     from mscl.tracking.checkpoints import load_stage_model, run_config, stage_run
     from mscl.tracking.runs import log_evaluation, use_tracking_uri
 
@@ -233,34 +232,39 @@ def evaluate_run(
     cfg = run_config(client, run)
     device = resolve_device(cfg.train.device)
     model = load_stage_model(client, run, cfg).to(device)
-    scores: dict[str, dict[str, float]] = {}
     with PreparedDataset(data_dir) as dataset:
         writer = PredictionWriter(save_predictions, dataset) if save_predictions else None
         records = dataset.manifest.cases_of(split=None if split == "all" else split)  # type: ignore[arg-type]
-        for center in dataset.manifest.center_names():
-            cases = [(r.id, *dataset.load(r.id)) for r in records if r.center == center]
-            if not cases:
-                continue
-            scores[center] = evaluate_cases(
-                model,
-                cases,
-                cfg.eval,
-                cfg.train.patch_size,
-                device,
-                cfg.train.precision,
-                on_prediction=writer.write if writer else None,
-            )
-        log_evaluation(client, run, dataset, scores, split)
-    Console(quiet=quiet).print(evaluation_table(scores, run.info.run_name or run.info.run_id))
-    return scores
+        centers = {
+            center: [(r.id, *dataset.load(r.id), r.spacing) for r in records if r.center == center]
+            for center in dataset.manifest.center_names()
+        }
+        evaluation = evaluate_centers(
+            model,
+            {center: cases for center, cases in centers.items() if cases},
+            cfg.eval,
+            cfg.train.patch_size,
+            device,
+            cfg.train.precision,
+            on_prediction=writer.write if writer else None,
+        )
+        log_evaluation(client, run, dataset, evaluation, split)
+    Console(quiet=quiet).print(evaluation_table(evaluation.per_case, run.info.run_name or run.info.run_id))
+    return evaluation.per_case
 
 
-def evaluation_table(scores: dict[str, dict[str, float]], source: str) -> Table:
-    """Per-center Dice (mean, std, cases) of an evaluation, as a rich table."""
-    table = Table(title=f"Dice of {source}")
-    for column in ("center", "cases", "mean Dice", "std"):
-        table.add_column(column, justify="left" if column == "center" else "right")
-    for center, values in scores.items():
-        dice = np.array(list(values.values()), dtype=float)
-        table.add_row(center, str(dice.size), f"{np.nanmean(dice):.3f}", f"{np.nanstd(dice):.3f}")
+def evaluation_table(scores: dict[str, dict[str, dict[str, float]]], source: str) -> Table:
+    """Per-center mean (and std) of every metric of an evaluation, as a rich table."""
+    table = Table(title=f"Evaluation of {source}")
+    table.add_column("center")
+    table.add_column("cases", justify="right")
+    for metric in scores:
+        table.add_column(metric, justify="right")
+    for center in next(iter(scores.values()), {}):
+        cells = []
+        for metric in scores:
+            values = np.array(list(scores[metric][center].values()), dtype=float)
+            defined = values[~np.isnan(values)]
+            cells.append(f"{defined.mean():.3f} ± {defined.std():.3f}" if defined.size else "-")
+        table.add_row(center, str(len(scores[next(iter(scores))][center])), *cells)
     return table

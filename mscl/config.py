@@ -12,15 +12,26 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mscl.errors import ConfigError
+from mscl.plugins import METRICS_GROUP, Registry
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
 DEFAULT_PRESET = "quick"
 
 Triple = tuple[float, float, float]
 IntTriple = tuple[int, int, int]
+DEFAULT_METRICS = ("dice", "lesion_tpr", "lesion_fdr", "lesion_f1", "ndsc", "volume_diff_ml")
+"""What evaluation scores unless ``eval.metrics`` says otherwise: Dice, then what MS-lesion papers report."""
 Normalization = Literal["zscore", "percentile"]
 """Intensity normalisations of :func:`mscl.data.standardize.normalize_intensity`."""
 
@@ -123,10 +134,16 @@ class TrainConfig(StrictModel):
         return value
 
 
-class StrategyConfig(StrictModel):
-    """What each stage trains on and what it carries over."""
+class StrategyOptions(StrictModel):
+    """The ``strategy`` section: the settings every strategy has.
 
-    name: Literal["single", "finetune", "replay", "joint", "cumulative"] = "replay"
+    A strategy with knobs of its own subclasses this model (its ``Strategy.options``); the section is
+    validated against the model of the strategy that ``name`` names (a union discriminated by ``name``, its
+    members found through the ``mscl.strategies`` entry points), so ``mscl config show`` prints, and MLflow
+    params carry, exactly the chosen strategy's knobs.
+    """
+
+    name: str = Field("replay", description="A registered strategy (mscl.strategies entry points).")
     carry_over: Literal["full", "encoder"] = "full"
 
 
@@ -166,6 +183,38 @@ class EvalConfig(StrictModel):
     empty_policy: Literal["one", "zero", "skip"] = Field(
         "one", description="Dice when prediction and label are both empty."
     )
+    metrics: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS),
+        min_length=1,
+        description="Metrics scored per case after every stage (mscl.metrics entry points); the first leads.",
+    )
+    lesion_min_volume_mm3: float = Field(
+        3.0,
+        ge=0,
+        description="Connected components smaller than this are not lesions (label and prediction).",
+    )
+    lesion_overlap: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="A lesion counts as found when more than this fraction of it is covered; 0: any voxel.",
+    )
+    lesion_connectivity: Literal[6, 18, 26] = Field(26, description="Voxel neighbourhood of a lesion.")
+    ndsc_reference_load: float = Field(
+        0.001, gt=0, lt=1, description="Reference lesion load r of normalised Dice (Raina et al., 2023)."
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _registered_metrics(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"metrics repeat {', '.join(repeated)}")
+        registry: Registry[type] = Registry(METRICS_GROUP, "metric", ConfigError)
+        unknown = [name for name in value if name not in registry.names()]
+        if unknown:
+            raise ValueError(registry.unknown(unknown[0]))
+        return value
 
 
 class TrackingConfig(StrictModel):
@@ -187,11 +236,31 @@ class ExperimentConfig(StrictModel):
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    strategy: SerializeAsAny[StrategyOptions] = Field(default_factory=StrategyOptions, validate_default=True)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy_section(cls, value: Any) -> StrategyOptions:
+        from mscl.strategies import STRATEGIES
+
+        raw = value.model_dump() if isinstance(value, BaseModel) else value
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"must be a mapping of strategy settings, not {type(raw).__name__}")
+        name = raw.get("name", StrategyOptions.model_fields["name"].default)
+        if not isinstance(name, str) or name not in STRATEGIES.names():
+            raise ValueError(STRATEGIES.unknown(str(name)))
+        try:
+            options = STRATEGIES.get(name).options
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        try:
+            return options.model_validate(raw)
+        except ValidationError as exc:
+            raise ValueError("; ".join(config_problems(exc))) from None
 
     @model_validator(mode="after")
     def _patch_fits_unet(self) -> ExperimentConfig:

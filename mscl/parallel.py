@@ -27,7 +27,7 @@ from rich.console import Console
 
 from mscl.config import ExperimentConfig
 from mscl.errors import ConfigError, MsclError
-from mscl.protocol.loop import StudyResult
+from mscl.protocol.results import StudyResult
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,7 @@ def train_parallel(
 
 def _summary(result: StudyResult) -> str:
     """One line per finished seed: its continual metrics."""
-    from mscl.tracking.runs import study_metrics
-
-    metrics = study_metrics(result)
-    values = ", ".join(f"{k} {metrics[k]:+.3f}" for k in ("acc", "bwt", "fwt") if k in metrics)
-    return f"{result.strategy} seed {result.seed}: {values}"
+    return f"{result.strategy} seed {result.seed} {result.summary_line()}"
 
 
 def _start_worker(threads: int, gpu: str | None) -> None:

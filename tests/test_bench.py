@@ -149,13 +149,14 @@ def test_a_failing_seed_stops_its_worker_and_is_named(
     assert parallel.SeedsFailed([outcome.failure, crash], []).exit_code == 1
 
 
-def _r_matrices(uri: str, experiment: str) -> dict[int, list[list[float]]]:
+def _r_matrices(uri: str, experiment: str) -> dict[int, dict[str, list[list[float | None]]]]:
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     runs = [r for r in client.search_runs([exp.experiment_id]) if "mscl.seed" in r.data.tags]
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert all(r.info.status == "FINISHED" for r in parents)
-    return {int(r.data.tags["mscl.seed"]): load_r_matrix(client, r.info.run_id).matrix for r in parents}
+    matrices = {int(r.data.tags["mscl.seed"]): load_r_matrix(client, r.info.run_id) for r in parents}
+    return {seed: {name: m.matrix for name, m in rm.metrics.items()} for seed, rm in matrices.items()}
 
 
 @pytest.mark.slow
@@ -199,8 +200,8 @@ def test_parallel_user_errors_name_each_seed(blob_dataset: Path, tmp_path: Path)
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_training_step_never_synchronises_the_gpu() -> None:
     from mscl.bench.runner import synthetic_cases
-    from mscl.data.cache import CaseCache
-    from mscl.data.sampling import sample_patches
+    from mscl.engine.cache import CaseCache
+    from mscl.engine.sampling import sample_patches
     from mscl.engine.trainer import make_optimizer, optimizer_step
     from mscl.models.unet import build_model
 

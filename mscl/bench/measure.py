@@ -19,14 +19,14 @@ import numpy as np
 import torch
 
 from mscl.config import ExperimentConfig
-from mscl.data.cache import CaseCache
+from mscl.engine.cache import CaseCache
 from mscl.engine.device import configure_determinism
-from mscl.engine.metrics import evaluate_cases
+from mscl.engine.evaluation import TestCase, evaluate_centers
 from mscl.engine.trainer import StageState, make_optimizer, optimizer_step, train_stage
 from mscl.memory_backends.base import SampleMeta
-from mscl.memory_backends.policy import ReplayMemory, ReplayPolicy
-from mscl.memory_backends.registry import available_backends, get_backend
+from mscl.memory_backends.registry import MEMORY_BACKENDS
 from mscl.models.unet import build_model
+from mscl.strategies.replay_memory import ReplayMemory, ReplayPolicy
 
 Case = tuple[np.ndarray, np.ndarray]
 
@@ -135,15 +135,18 @@ def epoch_batches(cases: int, cases_per_step: int, patches_per_case: int) -> lis
 def evaluation_rate(
     cases: Sequence[Case], cfg: ExperimentConfig, device: torch.device, rounds: int = 2
 ) -> float:
-    """Volumes per second of the post-stage evaluation (sliding window with ``eval.window_batch``, Dice)."""
+    """Volumes per second of the post-stage evaluation (sliding window with ``eval.window_batch``, then every
+    metric of ``eval.metrics``)."""
     model = build_model(cfg.model, seed=0).to(device)
-    named = [(f"case{i}", image, label) for i, (image, label) in enumerate(cases)]
+    named = [(f"case{i}", image, label, cfg.data.spacing) for i, (image, label) in enumerate(cases)]
 
-    def evaluate() -> None:
-        evaluate_cases(model, named, cfg.eval, cfg.train.patch_size, device, cfg.train.precision)
+    def evaluate(subset: Sequence[TestCase]) -> None:
+        evaluate_centers(
+            model, {"bench": subset}, cfg.eval, cfg.train.patch_size, device, cfg.train.precision
+        )
 
-    evaluate_cases(model, named[:1], cfg.eval, cfg.train.patch_size, device, cfg.train.precision)
-    return len(named) / min(timed(device, evaluate) for _ in range(rounds))
+    evaluate(named[:1])
+    return len(named) / min(timed(device, lambda: evaluate(named)) for _ in range(rounds))
 
 
 def memory_load_rates(cases: Sequence[Case], compression: bool, rounds: int = 2) -> dict[str, float]:
@@ -161,8 +164,8 @@ def memory_load_rates(cases: Sequence[Case], compression: bool, rounds: int = 2)
 
     rates = {"numpy_copy": megabytes / min(timed(cpu, copy) for _ in range(rounds))}
     with tempfile.TemporaryDirectory(prefix="mscl-bench-") as folder:
-        for name in available_backends():
-            backend_cls = get_backend(name)
+        for name in MEMORY_BACKENDS.names():
+            backend_cls = MEMORY_BACKENDS.get(name)
             path = Path(folder) / f"{name}{getattr(backend_cls, 'suffix', '')}"
             with backend_cls(path, mode="a", compression=compression) as backend:
                 for i, (image, label) in enumerate(cases):

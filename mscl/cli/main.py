@@ -16,7 +16,7 @@ from mscl.errors import MsclError
 class ErrorBoundaryGroup(TyperGroup):
     """Turns every :class:`MsclError` into one line on stderr and exit code 2 (traceback with --debug)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context, not click's own
         try:
             return super().invoke(ctx)
         except MsclError as exc:

@@ -11,13 +11,14 @@ import typer
 from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
 from mscl.config import load_config
 from mscl.errors import ConfigError
+from mscl.strategies import STRATEGIES
 
 
 def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="Prepared dataset directory.")],
     strategy: Annotated[
         str | None,
-        typer.Option("--strategy", "-s", help="single, finetune, replay, joint or cumulative."),
+        typer.Option("--strategy", "-s", help=f"A registered strategy: {', '.join(STRATEGIES.names())}."),
     ] = None,
     preset: PresetOption = None,
     config: ConfigOption = None,

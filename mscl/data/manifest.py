@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mscl.errors import DataError
 
 MANIFEST_NAME = "dataset.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 Split = Literal["train", "test"]
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import numpy as np
 
 from mscl.errors import DataError
+
+if TYPE_CHECKING:
+    import zarr
 
 StoreFormat = Literal["zarr", "hdf5"]
 STORE_NAMES: dict[str, str] = {"zarr": "volumes.zarr", "hdf5": "volumes.h5"}
@@ -63,7 +66,8 @@ class ZarrVolumeStore:
 
     def read(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
         try:
-            return self._root[f"images/{case_id}"][...], self._root[f"labels/{case_id}"][...]
+            image, label = (cast("zarr.Array", self._root[f"{g}/{case_id}"]) for g in ("images", "labels"))
+            return np.asarray(image[...]), np.asarray(label[...])
         except KeyError:
             raise DataError(f"{self.path}: case {case_id!r} missing from the volume store") from None
 

@@ -22,13 +22,15 @@ import torch
 from torch import nn
 
 from mscl.config import TrainConfig
-from mscl.data.cache import CaseCache
-from mscl.data.sampling import sample_patches
+from mscl.engine.cache import CaseCache
 from mscl.engine.device import autocast_context, configure_determinism
 from mscl.engine.loss import soft_dice_loss
+from mscl.engine.sampling import sample_patches
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 ProgressCallback = Callable[[int, int], None]
+LossTerm = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None]
+"""``(model, images, labels, prediction) -> extra loss or None``: a strategy's term added to soft Dice."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def train_stage(
     progress: ProgressCallback | None = None,
     resume: StageState | None = None,
     on_state: Callable[[StageState], None] | None = None,
+    loss_term: LossTerm | None = None,
 ) -> StageResult:
     """Train ``model`` in place on the cases of ``cache``, on the cache's device.
 
@@ -84,6 +87,8 @@ def train_stage(
         progress: Called after each step with ``(steps done, total steps)`` of this call.
         resume: State returned by an earlier, interrupted call on the same model.
         on_state: Called after each epoch with the state a resume from that point needs.
+        loss_term: A strategy's term added to the loss of every step (see :meth:`Strategy.loss_term
+            <mscl.strategies.base.Strategy.loss_term>`).
     """
     if device is not None and not _same_device(torch.device(device), cache.device):
         raise ValueError(f"the case cache lives on {cache.device}, not on the training device {device}")
@@ -117,7 +122,7 @@ def train_stage(
         torch.manual_seed(epoch_seed)
         lr = optimizer.param_groups[0]["lr"]
         began = time.perf_counter()
-        loss = _run_epoch(model, optimizer, cache, cfg, generator, tick)
+        loss = _run_epoch(model, optimizer, cache, cfg, generator, tick, loss_term)
         seconds = time.perf_counter() - began
         scheduler.step()
         patches = len(cache) * cfg.patches_per_case
@@ -138,6 +143,7 @@ def _run_epoch(
     cfg: TrainConfig,
     generator: torch.Generator,
     on_step: Callable[[], None],
+    loss_term: LossTerm | None,
 ) -> float:
     """Visit every case once in a random order, ``cases_per_step`` at a time; the mean loss per patch."""
     loss_sum = torch.zeros((), device=cache.device)
@@ -153,7 +159,7 @@ def _run_epoch(
             flips=cfg.flips,
             rotations=cfg.rotations,
         )
-        loss_sum += optimizer_step(model, optimizer, images, labels, cfg) * case_idx.numel()
+        loss_sum += optimizer_step(model, optimizer, images, labels, cfg, loss_term) * case_idx.numel()
         on_step()
     return loss_sum.item() / (len(cache) * cfg.patches_per_case)
 
@@ -170,14 +176,20 @@ def optimizer_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     cfg: TrainConfig,
+    loss_term: LossTerm | None = None,
 ) -> torch.Tensor:
-    """One training step (autocast forward, soft Dice, backward, optimizer step); returns the detached loss.
+    """One training step (autocast forward, soft Dice plus the strategy's term, backward, optimizer step);
+    returns the detached loss.
 
-    Shared by :func:`train_stage` and the model-only benchmark (:mod:`mscl.bench`).
+    Shared by :func:`train_stage` and the model-only benchmark (:mod:`mscl.bench`). The strategy's term is
+    computed inside autocast, so a forward pass it runs (a frozen teacher) has the model's precision.
     """
     with autocast_context(images.device, cfg.precision):
         prediction = model(images)
+        extra = loss_term(model, images, labels, prediction) if loss_term is not None else None
     loss = soft_dice_loss(prediction, labels)
+    if extra is not None:
+        loss = loss + extra.float()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()

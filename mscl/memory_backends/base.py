@@ -12,6 +12,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Literal, Protocol, Self, runtime_checkable
 
@@ -22,7 +23,7 @@ from mscl.data.store import array_sha256
 from mscl.errors import MemoryBackendError, MemoryCorrupted
 from mscl.memory_backends.files import Mode
 
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -113,6 +114,17 @@ class MemoryBackend(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+class BackendClass(Protocol):
+    """What the ``mscl.memory_backends`` entry points name: a class opening a store, and its traits."""
+
+    suffix: str
+    """Appended to a store's file or folder name (``.zarr``, ``.h5``; empty for ``ram``)."""
+    persistent: bool
+    """Whether a store outlives its process (``ram`` does not)."""
+
+    def __call__(self, path: Path | None, mode: Mode = "a", compression: bool = True) -> MemoryBackend: ...
 
 
 def check_sample(key: str, image: np.ndarray, label: np.ndarray) -> None:

@@ -8,39 +8,16 @@ A third-party package adds a backend with no change to mscl::
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from mscl.errors import MemoryBackendError
-from mscl.memory_backends.base import MemoryBackend
+from mscl.memory_backends.base import BackendClass, MemoryBackend
 from mscl.memory_backends.files import Mode
+from mscl.plugins import MEMORY_BACKENDS_GROUP, Registry
 
-GROUP = "mscl.memory_backends"
-
-
-def _entry_points() -> dict[str, EntryPoint]:
-    return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
-def available_backends() -> list[str]:
-    """Names of every registered backend, sorted."""
-    return sorted(_entry_points())
-
-
-def get_backend(name: str) -> type[MemoryBackend]:
-    """The backend class registered as ``name``.
-
-    Raises:
-        MemoryBackendError: unknown name (listing the known ones) or a plugin that fails to import.
-    """
-    found = _entry_points().get(name)
-    if found is None:
-        known = ", ".join(available_backends()) or "none"
-        raise MemoryBackendError(f"unknown memory backend {name!r}; known backends: {known}")
-    try:
-        return found.load()
-    except (ImportError, AttributeError) as exc:
-        raise MemoryBackendError(f"memory backend {name!r} ({found.value}) cannot be loaded: {exc}") from None
+MEMORY_BACKENDS: Registry[BackendClass] = Registry(
+    MEMORY_BACKENDS_GROUP, "memory backend", MemoryBackendError
+)
 
 
 def open_backend(
@@ -54,7 +31,7 @@ def open_backend(
         mode: ``"a"`` read-write (exclusive writer) or ``"r"`` read-only.
         compression: Whether the backend compresses arrays.
     """
-    return get_backend(name)(path, mode=mode, compression=compression)
+    return MEMORY_BACKENDS.get(name)(path, mode=mode, compression=compression)
 
 
 def detect_backend(path: Path) -> str:

@@ -91,7 +91,7 @@ class ZarrBackend(BaseBackend):
             zarr.open_array(str(self.path / "samples" / slot / kind), mode="r")[...]
             for kind in ("image", "label")
         ]
-        return arrays[0], arrays[1]
+        return np.asarray(arrays[0]), np.asarray(arrays[1])
 
     def _delete(self, slot: str) -> None:
         shutil.rmtree(self.path / "samples" / slot, ignore_errors=True)

@@ -16,16 +16,18 @@ import torch
 
 from mscl.engine.trainer import StageState
 from mscl.protocol.observers import StudyObserver
-from mscl.strategies.base import StagePlan
+from mscl.protocol.results import StageOutcome
+from mscl.strategies.base import StagePlan, Strategy
 
 
 @dataclass(frozen=True)
 class PartialStage:
-    """A stage interrupted after ``state.epoch`` epochs."""
+    """A stage interrupted after ``state.epoch`` epochs, with the strategy's state at that point."""
 
     index: int
     model: dict[str, Any]
     state: StageState
+    strategy_state: dict[str, Any]
 
 
 class StateStore:
@@ -38,7 +40,9 @@ class StateStore:
         """File of stage ``index`` (0-based)."""
         return self.folder / f"stage{index + 1}.pt"
 
-    def save(self, index: int, model: torch.nn.Module, state: StageState) -> Path:
+    def save(
+        self, index: int, model: torch.nn.Module, state: StageState, strategy_state: dict[str, Any]
+    ) -> Path:
         """Write the resume point of a stage atomically."""
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.path(index)
@@ -48,6 +52,7 @@ class StateStore:
             "optimizer": state.optimizer,
             "scheduler": state.scheduler,
             "epoch": state.epoch,
+            "strategy": strategy_state,
         }
         torch.save(payload, tmp)
         os.replace(tmp, target)
@@ -60,7 +65,7 @@ class StateStore:
             return None
         payload = torch.load(path, map_location="cpu", weights_only=True)
         state = StageState(payload["optimizer"], payload["scheduler"], int(payload["epoch"]))
-        return PartialStage(index, payload["model"], state)
+        return PartialStage(index, payload["model"], state, payload.get("strategy", {}))
 
     def clear(self, index: int) -> None:
         """Drop a stage's resume point once the stage has finished (and the folder once it is empty)."""
@@ -70,14 +75,15 @@ class StateStore:
 
 
 class CheckpointObserver(StudyObserver):
-    """Saves a resume point every ``every`` epochs; removes it when the stage finishes."""
+    """Saves a resume point (with ``strategy``'s state) every ``every`` epochs; removes it when the stage
+    finishes."""
 
-    def __init__(self, store: StateStore, every: int) -> None:
-        self.store, self.every = store, every
+    def __init__(self, store: StateStore, every: int, strategy: Strategy) -> None:
+        self.store, self.every, self.strategy = store, every, strategy
 
     def stage_state(self, stage: StagePlan, model: torch.nn.Module, state: StageState) -> None:
         if self.every and state.epoch % self.every == 0:
-            self.store.save(stage.index, model, state)
+            self.store.save(stage.index, model, state, self.strategy.state_dict())
 
-    def stage_finished(self, outcome: Any, model: torch.nn.Module) -> None:
+    def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
         self.store.clear(outcome.stage.index)

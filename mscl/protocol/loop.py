@@ -2,7 +2,8 @@
 
 For a (strategy, seed): resolve the domain order, score the untrained model (the FWT baseline), then for
 every planned stage build or carry the model, train on the stage's cases, score every center's test split
-with the very weights that are carried on, and let the strategy update its memory.
+with every configured metric using the very weights that are carried on, calling the strategy's hooks
+(:mod:`mscl.strategies.base`) on the way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,45 +21,15 @@ import torch
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.data.manifest import CaseRecord
-from mscl.engine.trainer import StageState
 from mscl.protocol.checkpoints import PartialStage
 from mscl.protocol.observers import StudyObserver
 from mscl.protocol.order import order_kind, resolve_order, select_centers
+from mscl.protocol.results import CaseScores, CenterScores, StageOutcome, StudyResult
 from mscl.strategies import build_strategy
-from mscl.strategies.base import ExtraCase, StagePlan, Strategy
+from mscl.strategies.base import ExtraCase, StageContext, StagePlan, Strategy
 
-
-@dataclass
-class StageOutcome:
-    """What one stage produced."""
-
-    stage: StagePlan
-    scores: dict[str, float]
-    per_case: dict[str, dict[str, float]]
-    history: list[dict[str, float]]
-    seconds: float
-    memory_manifest: dict[str, Any] | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    """Seconds per part of the stage: ``load``, ``cache``, ``train``, ``evaluate``, ``memory``."""
-
-
-@dataclass
-class StudyResult:
-    """A finished (strategy, seed) study."""
-
-    strategy: str
-    kind: str
-    seed: int
-    order: list[str]
-    order_kind: str
-    centers: list[str]
-    baseline: dict[str, float]
-    stages: list[StageOutcome] = field(default_factory=list)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """R: one row per stage, one column per center (canonical order)."""
-        return np.array([[s.scores[c] for c in self.centers] for s in self.stages], dtype=float)
+if TYPE_CHECKING:
+    from mscl.models.unet import SegmentationNet
 
 
 @dataclass
@@ -81,12 +52,20 @@ def plan_study(dataset: PreparedDataset, cfg: ExperimentConfig, seed: int) -> St
     return StudySetup(centers, order, order_kind(cfg.protocol.order), build_strategy(cfg, seed))
 
 
+@dataclass(frozen=True)
+class StageCheckpoint:
+    """A finished stage's weights and the strategy state saved with them."""
+
+    weights: dict[str, Any]
+    strategy_state: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class ResumePoint:
     """What an interrupted study already did: finished stages (from MLflow) and a half-done stage."""
 
     finished: dict[int, StageOutcome] = field(default_factory=dict)
-    last_weights: Callable[[], dict[str, Any]] | None = None
+    last_checkpoint: Callable[[], StageCheckpoint] | None = None
     partial: PartialStage | None = None
 
 
@@ -106,50 +85,58 @@ def run_study(
         seed: drives initialisation, sampling, replay selection and (unless set apart) the order.
         observer: receives stage and epoch events (MLflow logging, checkpoints, progress).
         setup: centers, order and strategy from :func:`plan_study` (planned here when omitted).
-        resume: finished stages to skip (their scores reused, the strategy's memory rebuilt from them)
-            and a half-done stage to continue from its last resume point.
+        resume: finished stages to skip (their scores reused, the weights and strategy state of the last
+            one restored from its checkpoint) and a half-done stage to continue from its resume point.
     """
     from mscl.engine.device import configure_determinism, resolve_device, seed_everything
     from mscl.models.unet import build_model
 
     setup = setup or plan_study(dataset, cfg, seed)
+    strategy = setup.strategy
     resume = resume or ResumePoint()
     device = resolve_device(cfg.train.device)
     configure_determinism(cfg.train.deterministic, device)
     seed_everything(seed)
     initial = build_model(cfg.model, seed=seed).to(device)
-    runner = _StageRunner(dataset, cfg, seed, device, setup.strategy, observer)
+    runner = _StageRunner(dataset, cfg, seed, device, strategy, observer)
     baseline, _ = runner.score(initial)
     result = StudyResult(
-        cfg.strategy.name, setup.strategy.kind, seed, setup.order, setup.order_kind, setup.centers, baseline
+        cfg.strategy.name,
+        strategy.kind,
+        seed,
+        setup.order,
+        setup.order_kind,
+        setup.centers,
+        list(cfg.eval.metrics),
+        baseline,
     )
     model = copy.deepcopy(initial)
     carried_from_mlflow = False
     try:
-        for stage in setup.strategy.plan(setup.order):
+        for stage in strategy.plan(setup.order):
             if stage.index in resume.finished:
-                setup.strategy.after_stage(stage, runner.own_cases(stage))
+                strategy.restore_stage(stage, runner.own_cases(stage))
                 result.stages.append(resume.finished[stage.index])
                 carried_from_mlflow = True
                 continue
-            if carried_from_mlflow and resume.last_weights is not None:
-                model.load_state_dict(resume.last_weights())
+            if carried_from_mlflow and resume.last_checkpoint is not None:
+                checkpoint = resume.last_checkpoint()
+                model.load_state_dict(checkpoint.weights)
+                strategy.load_state_dict(checkpoint.strategy_state)
                 carried_from_mlflow = False
             model = stage_model(stage, model, initial, cfg, seed)
             partial = resume.partial if resume.partial and resume.partial.index == stage.index else None
-            if partial is not None:
-                model.load_state_dict(partial.model)
-            outcome = runner.run(stage, model, partial.state if partial else None)
+            outcome = runner.run(stage, model, partial)
             result.stages.append(outcome)
             observer.stage_finished(outcome, model)
     finally:
-        setup.strategy.close()
+        strategy.close()
     return result
 
 
 def stage_model(
-    stage: StagePlan, model: torch.nn.Module, initial: torch.nn.Module, cfg: ExperimentConfig, seed: int
-) -> torch.nn.Module:
+    stage: StagePlan, model: SegmentationNet, initial: SegmentationNet, cfg: ExperimentConfig, seed: int
+) -> SegmentationNet:
     """A fresh copy of the initial weights, or the carried model (decoder re-initialised for ``encoder``)."""
     from mscl.models.unet import reinit_decoder
 
@@ -161,7 +148,7 @@ def stage_model(
 
 
 class _StageRunner:
-    """Trains one stage on its cases and scores every center's test split."""
+    """Trains one stage on its cases, calling the strategy's hooks, and scores every center's test split."""
 
     def __init__(
         self,
@@ -183,9 +170,10 @@ class _StageRunner:
         records = self.dataset.manifest.cases_of(split="train")
         return list(_load_cases(self.dataset, records, stage.train_centers))
 
-    def run(self, stage: StagePlan, model: torch.nn.Module, resume: StageState | None) -> StageOutcome:
-        """Train ``model`` in place on the stage's cases, score it, update the strategy's memory."""
-        from mscl.data.cache import CaseCache
+    def run(self, stage: StagePlan, model: torch.nn.Module, partial: PartialStage | None) -> StageOutcome:
+        """Train ``model`` in place on the stage's cases (from ``partial`` when resuming), score it, and
+        let the strategy act after the stage."""
+        from mscl.engine.cache import CaseCache
         from mscl.engine.trainer import train_stage
 
         self.observer.stage_started(stage)
@@ -193,6 +181,12 @@ class _StageRunner:
         with clock.part("load"):
             own = self.own_cases(stage)
             cases = own + self.strategy.extra_cases(stage)
+        stage_seed = self.seed * 1000 + stage.index
+        context = StageContext(stage, model, own, self.device, self.cfg.train, stage_seed)
+        self.strategy.before_stage(context)
+        if partial is not None:
+            model.load_state_dict(partial.model)
+            self.strategy.load_state_dict(partial.strategy_state)
         with clock.part("cache"):
             cache = CaseCache.from_arrays(
                 [c.image for c in cases],
@@ -207,17 +201,18 @@ class _StageRunner:
                 cache,
                 self.cfg.train,
                 epochs=stage_epochs(self.cfg),
-                seed=self.seed * 1000 + stage.index,
+                seed=stage_seed,
                 device=self.device,
                 on_epoch=lambda epoch, metrics: self.observer.epoch_finished(stage, epoch, metrics),
                 on_state=lambda state: self.observer.stage_state(stage, model, state),
-                resume=resume,
+                resume=partial.state if partial else None,
+                loss_term=self.strategy.loss_term,
             )
             del cache
         with clock.part("evaluate"):
             scores, per_case = self.score(model)
         with clock.part("memory"):
-            manifest = self.strategy.after_stage(stage, own)
+            manifest = self.strategy.after_stage(context)
         return StageOutcome(
             stage,
             scores,
@@ -225,29 +220,27 @@ class _StageRunner:
             result.history,
             clock.total,
             memory_manifest=manifest,
+            strategy_state=self.strategy.state_dict(),
             timings=clock.parts,
         )
 
-    def score(self, model: torch.nn.Module) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        """Dice per test case of every center, and each center's mean over its cases."""
-        from mscl.engine.metrics import evaluate_cases
+    def score(self, model: torch.nn.Module) -> tuple[CenterScores, CaseScores]:
+        """Every metric per test case of every center, and each center's mean over its cases."""
+        from mscl.engine.evaluation import evaluate_centers
 
-        per_case = {
-            center: evaluate_cases(
-                model,
-                ((c.key, c.image, c.label) for c in cases),
-                self.cfg.eval,
-                self.cfg.train.patch_size,
-                self.device,
-                self.cfg.train.precision,
-            )
-            for center, cases in self.tests.items()
-        }
-        scores = {
-            center: float(np.nanmean(list(values.values()))) if values else float("nan")
-            for center, values in per_case.items()
-        }
-        return scores, per_case
+        evaluation = evaluate_centers(
+            model,
+            {center: (_test_case(c) for c in cases) for center, cases in self.tests.items()},
+            self.cfg.eval,
+            self.cfg.train.patch_size,
+            self.device,
+            self.cfg.train.precision,
+        )
+        return evaluation.means(), evaluation.per_case
+
+
+def _test_case(case: ExtraCase) -> tuple[str, np.ndarray, np.ndarray, Sequence[float]]:
+    return case.key, case.image, case.label, case.meta["spacing"]
 
 
 class _PartClock:
@@ -286,5 +279,6 @@ def _load_cases(
                 "subject": record.subject,
                 "contrast": record.contrast,
                 "lesion_voxels": record.lesion_voxels,
+                "spacing": record.spacing,
             }
             yield ExtraCase(record.id, image, label, meta)

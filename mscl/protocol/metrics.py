@@ -13,11 +13,16 @@ stage at which center ``c`` was trained (0-based below, 1-based in PROTOCOL.md):
 - zero-shot mean after stage i = mean_j R[i, j]                       (seen and unseen centers alike)
 
 NaN entries (a center whose every test case was skipped) are ignored by the means.
+
+For a metric where lower is better (lesion FDR, volume difference), :func:`summarize` computes BWT, FWT and
+forgetting on ``-R``, so that for every metric a positive BWT or FWT means better and a positive forgetting
+means worse; ACC and the zero-shot means stay in the metric's own units.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -56,7 +61,9 @@ def acc(r: np.ndarray) -> float:
     return float(np.nanmean(np.asarray(r, dtype=float)[-1]))
 
 
-def fwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str], baseline: Sequence[float]) -> float:
+def fwt(
+    r: np.ndarray, order: Sequence[str], centers: Sequence[str], baseline: Sequence[float] | np.ndarray
+) -> float:
     """Forward transfer against the untrained baseline (NaN when K < 2)."""
     r = _check(r, order)
     cols = _stage_columns(order, centers)
@@ -76,3 +83,59 @@ def forgetting(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> f
 def zero_shot_means(r: np.ndarray) -> list[float]:
     """Mean of every row: zero-shot test Dice after each stage over all centers."""
     return [float(v) for v in np.nanmean(np.asarray(r, dtype=float), axis=1)]
+
+
+SUMMARIES = ("acc", "bwt", "fwt", "forgetting")
+"""The scalar continual metrics of a study, by name (see :meth:`ContinualSummary.summaries`)."""
+
+
+@dataclass(frozen=True)
+class ContinualSummary:
+    """Every continual metric of one R matrix; the BWT family is NaN / empty for non-sequential kinds."""
+
+    acc: float
+    bwt: float = float("nan")
+    fwt: float = float("nan")
+    forgetting: float = float("nan")
+    per_center_bwt: dict[str, float] = field(default_factory=dict)
+    zero_shot: list[float] = field(default_factory=list)
+
+    def summaries(self) -> dict[str, float]:
+        """``acc``, ``bwt``, ``fwt`` and ``forgetting`` by name (:data:`SUMMARIES`)."""
+        return {name: getattr(self, name) for name in SUMMARIES}
+
+
+def summarize(
+    r: np.ndarray,
+    order: Sequence[str],
+    centers: Sequence[str],
+    baseline: Sequence[float] | np.ndarray | None,
+    sequential: bool,
+    higher_is_better: bool = True,
+) -> ContinualSummary:
+    """The continual metrics of one study's R matrix of one metric.
+
+    Args:
+        r: rows = stages in training order, columns = ``centers``.
+        order: the center trained at each stage.
+        centers: column names.
+        baseline: the untrained model's row (FWT is NaN without it).
+        sequential: a stage sequence over the centers (continual, cumulative); BWT, FWT and forgetting
+            apply only then and only with two stages or more.
+        higher_is_better: the metric's direction; BWT, FWT and forgetting are sign-aware (see above).
+    """
+    r = np.asarray(r, dtype=float)
+    zero_shot = zero_shot_means(r)
+    if not sequential or len(order) < 2:
+        return ContinualSummary(acc(r), zero_shot=zero_shot)
+    sign = 1.0 if higher_is_better else -1.0
+    signed = sign * r
+    signed_base = None if baseline is None else sign * np.asarray(baseline, dtype=float)
+    return ContinualSummary(
+        acc=acc(r),
+        bwt=bwt(signed, order, centers),
+        fwt=fwt(signed, order, centers, signed_base) if signed_base is not None else float("nan"),
+        forgetting=forgetting(signed, order, centers),
+        per_center_bwt=per_center_bwt(signed, order, centers),
+        zero_shot=zero_shot,
+    )

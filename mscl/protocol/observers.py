@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 import torch
 from rich.progress import Progress
 
+from mscl.protocol.results import StageOutcome
 from mscl.strategies.base import StagePlan
 
 if TYPE_CHECKING:
     from mscl.engine.trainer import StageState
-    from mscl.protocol.loop import StageOutcome
 
 
 class StudyObserver:

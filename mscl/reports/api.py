@@ -10,10 +10,10 @@ from typing import Literal
 from mlflow.tracking import MlflowClient
 
 from mscl.errors import ConfigError, TrackingError
+from mscl.protocol.kinds import SEQUENTIAL_KINDS
 from mscl.reports.compile import compile_runs
 from mscl.reports.document import ReportContext, write_report
 from mscl.tracking.queries import PAGE_SIZE, ParentRun, SkippedRun, read_parent_runs
-from mscl.tracking.rmatrix import SEQUENTIAL_KINDS
 from mscl.tracking.uri import connect_tracking, sqlite_path
 
 OrderChoice = Literal["descending", "random", "all"]

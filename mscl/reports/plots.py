@@ -1,7 +1,8 @@
 """The report's figures as PNG files.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly (Agg canvas, no pyplot state), at a fixed
-size and resolution so that every file has a known pixel size.
+size and resolution so that every file has a known pixel size. Every figure shows the metric of its section:
+the y axis names it (with its unit), and only a bounded metric gets fixed y limits (its bounds).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.typing import ColorType
 
-from mscl.reports.compile import Heatmap, Section
+from mscl.reports.compile import Heatmap, MetricInfo, Section
 from mscl.reports.stats import Stat
+from mscl.reports.tables import metric_number
 
 DPI = 100
 CURVE_SIZE = (8.0, 5.0)
@@ -25,10 +28,12 @@ PANEL_SIZE = (4.0, 3.2)
 HEATMAP_PANEL = (6.0, 5.5)
 MAX_PANELS = 12
 MAX_PANEL_COLUMNS = 3
+Palette = Mapping[str, ColorType]
+"""A color per strategy name."""
 REFERENCE_STYLES = {"single": ("single-domain", "tab:gray"), "joint": ("joint (pooled)", "black")}
 
 
-def palette(strategies: list[str]) -> dict[str, str]:
+def palette(strategies: list[str]) -> dict[str, ColorType]:
     """One stable color per strategy name (tab10 in sorted order)."""
     cmap = colormaps["tab10"]
     return {s: cmap(i % 10) for i, s in enumerate(sorted(strategies))}
@@ -39,16 +44,24 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _references(ax: Axes, references: Mapping[str, Stat]) -> None:
+def _references(ax: Axes, references: Mapping[str, Stat], info: MetricInfo) -> None:
+    number = metric_number(info)
     for name, stat in references.items():
         label, color = REFERENCE_STYLES.get(name, (name, "tab:brown"))
-        ax.axhline(stat.mean, linestyle="--", color=color, linewidth=1.2, label=f"{label} ({stat.mean:.3f})")
+        ax.axhline(
+            stat.mean, linestyle="--", color=color, linewidth=1.2, label=f"{label} ({number(stat.mean)})"
+        )
 
 
-def zero_shot_plot(
-    section: Section, references: Mapping[str, Stat], colors: Mapping[str, str], path: Path
-) -> Path:
-    """Figure 2: zero-shot mean Dice versus domains seen, a ± std band per strategy, dashed references."""
+def _bounds(ax: Axes, info: MetricInfo) -> None:
+    low, high = info.bounds
+    if high is not None:
+        ax.set_ylim(low, high)
+
+
+def zero_shot_plot(section: Section, references: Mapping[str, Stat], colors: Palette, path: Path) -> Path:
+    """Figure 2: zero-shot mean score versus domains seen, a ± std band per strategy, dashed references."""
+    info = section.metric
     fig = Figure(figsize=CURVE_SIZE, layout="constrained")
     ax = fig.add_subplot()
     for strategy, stats in section.zero_shot.items():
@@ -58,20 +71,23 @@ def zero_shot_plot(
         seeds = max(s.n for s in stats)
         ax.plot(x, mean, marker="o", color=colors[strategy], label=f"{strategy} (n={seeds})")
         ax.fill_between(x, mean - std, mean + std, color=colors[strategy], alpha=0.2, linewidth=0)
-    _references(ax, references)
+    _references(ax, references, info)
+    _bounds(ax, info)
     ax.set_xticks(np.arange(1, max(len(s) for s in section.zero_shot.values()) + 1))
     ax.set_xlabel("number of domains (centers) seen")
-    ax.set_ylabel("zero-shot mean test Dice over all centers")
-    ax.set_title(f"Zero-shot Dice vs domains seen, {section.order_kind} order (mean ± std over seeds)")
+    ax.set_ylabel(f"zero-shot mean test {info.label} over all centers")
+    ax.set_title(
+        f"Zero-shot {info.title} vs domains seen, {section.order_kind} order (mean ± std over seeds)",
+        wrap=True,
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, path)
 
 
-def per_order_plot(
-    section: Section, references: Mapping[str, Stat], colors: Mapping[str, str], path: Path
-) -> Path:
+def per_order_plot(section: Section, references: Mapping[str, Stat], colors: Palette, path: Path) -> Path:
     """Figure 4: one small panel per distinct training order, x ticks naming the center added."""
+    info = section.metric
     panels = list(section.per_order.items())[:MAX_PANELS]
     cols = min(MAX_PANEL_COLUMNS, len(panels))
     rows = math.ceil(len(panels) / cols)
@@ -80,32 +96,40 @@ def per_order_plot(
     for ax, (order, panel) in zip(axes.flat, panels, strict=False):
         for strategy, curve in panel.curves.items():
             ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", color=colors[strategy], label=strategy)
-        _references(ax, references)
+        _references(ax, references, info)
+        _bounds(ax, info)
         ax.set_xticks(np.arange(1, len(order) + 1), order, rotation=45, fontsize=7)
         ax.set_title(f"seed {', '.join(map(str, panel.seeds))}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
-        ax.set_ylabel("zero-shot Dice")
+        ax.set_ylabel(f"zero-shot {info.label}")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=8)
-    fig.suptitle(f"Zero-shot Dice per domain sequence ({section.order_kind} order; x: center added)")
+    fig.suptitle(
+        f"Zero-shot {info.title} per domain sequence ({section.order_kind} order; x: center added)", wrap=True
+    )
     return _save(fig, path)
 
 
-def heatmap_plot(strategy: str, heatmap: Heatmap, order_kind: str, path: Path) -> Path:
-    """Figure 5: R mean (and std when there are several seeds) with the value in every cell."""
+def heatmap_plot(strategy: str, heatmap: Heatmap, order_kind: str, info: MetricInfo, path: Path) -> Path:
+    """Figure 5: R mean (and std when there are several seeds) with the value in every cell.
+
+    The mean's color scale spans the metric's bounds, or its lower bound to the largest mean if unbounded.
+    """
     show_std = heatmap.n > 1
-    panels = [("mean", heatmap.mean, "viridis", 1.0)]
+    low, high = info.bounds
+    top = high if high is not None else max(float(np.nanmax(heatmap.mean)), low + 1e-3)
+    panels = [("mean", heatmap.mean, "viridis", low, top)]
     if show_std:
-        panels.append(("std", heatmap.std, "magma", max(float(np.nanmax(heatmap.std)), 1e-3)))
+        panels.append(("std", heatmap.std, "magma", 0.0, max(float(np.nanmax(heatmap.std)), 1e-3)))
     fig = Figure(figsize=(HEATMAP_PANEL[0] * len(panels), HEATMAP_PANEL[1]), layout="constrained")
-    for ax, (label, values, cmap, vmax) in zip(
+    for ax, (label, values, cmap, vmin, vmax) in zip(
         fig.subplots(1, len(panels), squeeze=False).flat, panels, strict=True
     ):
-        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=vmax)
-        _annotate(ax, values, vmax)
+        image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+        _annotate(ax, values, vmin, vmax)
         k = len(heatmap.order)
         ax.set_xticks(np.arange(k), heatmap.order, rotation=45, fontsize=8)
         ax.set_yticks(
@@ -114,20 +138,21 @@ def heatmap_plot(strategy: str, heatmap: Heatmap, order_kind: str, path: Path) -
         ax.set_xlabel("test center")
         ax.set_ylabel("after training stage")
         ax.set_title(f"{label} over {heatmap.n} seed{'s' if heatmap.n > 1 else ''}")
-        fig.colorbar(image, ax=ax, shrink=0.8, label=f"Dice ({label})")
-    fig.suptitle(f"R matrix of {strategy}, {order_kind} order")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=f"{info.label}, {label}")
+    fig.suptitle(f"R matrix of {strategy}, {info.title}, {order_kind} order")
     return _save(fig, path)
 
 
-def _annotate(ax: Axes, values: np.ndarray, vmax: float) -> None:
+def _annotate(ax: Axes, values: np.ndarray, vmin: float, vmax: float) -> None:
     for (i, j), v in np.ndenumerate(values):
         if not math.isnan(v):
-            color = "black" if v > 0.6 * vmax else "white"
+            color = "black" if v > vmin + 0.6 * (vmax - vmin) else "white"
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color=color)
 
 
-def bwt_bars(section: Section, centers: list[str], colors: Mapping[str, str], path: Path) -> Path:
-    """Per-center BWT as grouped bars, one bar per strategy, error bars = std over seeds."""
+def bwt_bars(section: Section, centers: list[str], colors: Palette, path: Path) -> Path:
+    """Per-center BWT as grouped bars, one bar per strategy, error bars = std over seeds (sign-aware)."""
+    info = section.metric
     strategies = list(section.per_center_bwt)
     shown = [c for c in centers if any(section.per_center_bwt[s][c].n for s in strategies)]
     fig = Figure(figsize=BAR_SIZE, layout="constrained")
@@ -148,8 +173,11 @@ def bwt_bars(section: Section, centers: list[str], colors: Mapping[str, str], pa
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, shown, rotation=30)
     ax.set_xlabel("center (training order)" if section.order_kind == "descending" else "center")
-    ax.set_ylabel("per-center BWT (Dice difference)")
-    ax.set_title(f"Per-center BWT, {section.order_kind} order (mean ± std over seeds)")
+    change = f"{info.label} difference" if info.higher_is_better else f"-Δ {info.label}, + = better"
+    ax.set_ylabel(f"per-center BWT ({change})")
+    ax.set_title(
+        f"Per-center {info.title} BWT, {section.order_kind} order (mean ± std over seeds)", wrap=True
+    )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)

@@ -1,8 +1,10 @@
 """The report's tables, and their markdown, CSV and LaTeX forms.
 
 A cell is text, a number or a :class:`~mscl.reports.stats.Stat`. Markdown and LaTeX show a Stat as
-``mean ± std`` (just the mean when there is one seed; the 95 % interval too where the table asks); CSV
-spreads it over ``mean, std, ci_low, ci_high, n`` columns with full precision and empty cells for NaN.
+``mean ± std`` (just the mean when there is one seed; the 95 % interval too where the table asks), followed
+by the table's unit if it has one; CSV spreads it over ``mean, std, ci_low, ci_high, n`` columns with full
+precision and empty cells for NaN. Every metric's tables are built by the same functions from its
+:class:`~mscl.reports.compile.Section`: titles name the metric, file names carry its suffix.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mscl.reports.compile import COST_METRICS, SUMMARY_METRICS, Compiled, Section
+from mscl.protocol.metrics import SUMMARIES
+from mscl.reports.compile import COST_METRICS, Compiled, MetricInfo, MetricReport, Section
 from mscl.reports.stats import CONFIDENCE, MIN_PAIRED, Stat
 
 Cell = str | int | float | Stat
@@ -28,9 +31,14 @@ COST_LABELS = {
 STAT_PARTS = ("mean", "std", "ci_low", "ci_high", "n")
 
 
-def dice(value: float) -> str:
-    """Three decimals, the precision of the paper's tables."""
+def three_decimals(value: float) -> str:
+    """Three decimals, the precision of the paper's tables (scores bounded in [0, 1])."""
     return f"{value:.3f}"
+
+
+def two_decimals(value: float) -> str:
+    """Two decimals: scores unbounded above, such as volumes in ml (10 µl resolution)."""
+    return f"{value:.2f}"
 
 
 def magnitude(value: float) -> str:
@@ -38,9 +46,17 @@ def magnitude(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def metric_number(info: MetricInfo) -> Callable[[float], str]:
+    """How a metric's values are written: three decimals when bounded in [0, 1], else two."""
+    return three_decimals if info.bounded else two_decimals
+
+
 @dataclass(frozen=True)
 class Table:
-    """One table: a file stem, a title, a header row, body rows and a footer with definitions."""
+    """One table: a file stem, a title, a header row, body rows and a footer with definitions.
+
+    ``number`` writes every number; ``unit`` follows every shown Stat.
+    """
 
     name: str
     title: str
@@ -48,7 +64,8 @@ class Table:
     rows: list[list[Cell]]
     footer: str = ""
     ci: bool = False
-    number: Callable[[float], str] = dice
+    number: Callable[[float], str] = three_decimals
+    unit: str = ""
 
     def text(self, cell: Cell, pm: str = " ± ") -> str:
         """A cell as text for markdown or LaTeX (``pm`` joins mean and std)."""
@@ -60,7 +77,7 @@ class Table:
                 shown += pm + self.number(cell.std)
             if self.ci and not math.isnan(cell.ci_low):
                 shown += f" [{self.number(cell.ci_low)}, {self.number(cell.ci_high)}]"
-            return shown
+            return f"{shown} {self.unit}" if self.unit else shown
         if isinstance(cell, float):
             return DASH if math.isnan(cell) else self.number(cell)
         return str(cell)
@@ -144,66 +161,102 @@ def _latex_escape(text: str) -> str:
     return "".join(_LATEX.get(ch, ch) for ch in text)
 
 
-BWT_FOOTER = (
-    "Per-center BWT(c) = R[K, c] - R[s(c), c]: Dice on center c after the last stage minus right after the "
-    "stage s(c) that trained on c (positive: later training helped c). The center trained last has BWT 0 "
-    "by definition and that zero enters its mean. Mean ± sample std over seeds."
-)
-SUMMARY_FOOTER = (
-    "ACC = mean Dice of the final model over all centers. BWT = mean per-center BWT over the first K-1 "
-    "stages. FWT = mean over stages i > 1 of R[i-1, c_i] - baseline(c_i), the zero-shot Dice on the next "
-    "center minus the untrained model's (— without a baseline row). Forgetting = mean over the first K-1 "
-    "centers of the best Dice reached after training on the center minus the final Dice. Mean ± sample std "
-    f"over seeds [{CONFIDENCE:.0%} t-interval]."
-)
+def sign_note(info: MetricInfo) -> str:
+    """Whether higher or lower is better, and that BWT, FWT and forgetting are sign-aware."""
+    if info.higher_is_better:
+        return (
+            f"{info.title}: higher is better. BWT, FWT and forgetting are sign-aware: positive BWT and FWT "
+            "mean better, positive forgetting worse."
+        )
+    return (
+        f"{info.title}: lower is better, so BWT, FWT and forgetting are computed on -R (sign-aware): "
+        "positive BWT and FWT still mean better, positive forgetting worse; ACC and zero-shot scores stay in "
+        f"{info.unit or 'its units'}."
+    )
+
+
+def _lower_note(info: MetricInfo) -> str:
+    return "" if info.higher_is_better else " " + sign_note(info)
+
+
+def _bwt_footer(info: MetricInfo) -> str:
+    return (
+        f"Per-center BWT(c) = R[K, c] - R[s(c), c]: {info.title} on center c after the last stage minus "
+        "right after the stage s(c) that trained on c (positive: later training helped c). The center "
+        "trained last has BWT 0 by definition and that zero enters its mean. Mean ± sample std over seeds."
+        + _lower_note(info)
+    )
+
+
+def _summary_footer(info: MetricInfo) -> str:
+    t = info.title
+    return (
+        f"ACC = mean {t} of the final model over all centers. BWT = mean per-center BWT over the first K-1 "
+        f"stages. FWT = mean over stages i > 1 of R[i-1, c_i] - baseline(c_i), the zero-shot {t} on the next "
+        "center minus the untrained model's (— without a baseline row). Forgetting = mean over the first K-1 "
+        f"centers of the best {t} reached after training on the center minus the final {t}. Mean ± sample "
+        f"std over seeds [{CONFIDENCE:.0%} t-interval]." + _lower_note(info)
+    )
+
+
+def _reference_footer(info: MetricInfo) -> str:
+    t = info.title
+    return (
+        f"Zero-shot mean {t} over all centers. single: one model per center trained alone, the mean over "
+        f"those models of each model's mean {t} over every center (the paper's single-domain line); joint: "
+        "the model trained on all centers pooled. Mean ± sample std over seeds "
+        f"[{CONFIDENCE:.0%} t-interval]."
+    )
+
+
 TESTS_FOOTER = (
     "Two-sided Wilcoxon signed-rank test of A - B over the seeds both strategies ran (paired by seed, "
     f"which also fixes the random order); run only with at least {MIN_PAIRED} matched seeds. With n seeds "
     "the smallest attainable p is 2/2^n (0.0625 for 5, 0.0039 for 9); no correction for multiple tests."
 )
-REFERENCE_FOOTER = (
-    "Zero-shot mean Dice over all centers. single: one model per center trained alone, the mean over those "
-    "models of each model's mean Dice over every center (the paper's single-domain line); joint: the model "
-    "trained on all centers pooled. Mean ± sample std over seeds [95 % t-interval]."
-)
 
 
 def bwt_table(section: Section, centers: list[str]) -> Table:
     """Per-center BWT (rows = centers, columns = strategies), the paper's Table 1 form."""
-    strategies = list(section.per_center_bwt)
+    info, strategies = section.metric, list(section.per_center_bwt)
     rows: list[list[Cell]] = [
         [center, *(section.per_center_bwt[s][center] for s in strategies)]
         for center in centers
         if any(section.per_center_bwt[s][center].n for s in strategies)
     ]
     return Table(
-        f"bwt_per_center_{section.order_kind}",
-        f"Per-center BWT, {section.order_kind} order",
+        f"bwt_per_center_{section.order_kind}{info.suffix}",
+        f"Per-center {info.title} BWT, {section.order_kind} order",
         ["center", *strategies],
         rows,
-        BWT_FOOTER,
+        _bwt_footer(info),
+        number=metric_number(info),
+        unit=info.unit,
     )
 
 
 def summary_table(section: Section) -> Table:
     """ACC, BWT, FWT and forgetting per strategy with spread and 95 % intervals."""
+    info = section.metric
     rows: list[list[Cell]] = [
-        [g.strategy, len(g.runs), *(section.summary[g.strategy][m] for m in SUMMARY_METRICS)]
+        [g.strategy, len(g.runs), *(section.summary[g.strategy][m] for m in SUMMARIES)]
         for g in section.groups
     ]
-    columns = ["strategy", "seeds", *(METRIC_LABELS[m] for m in SUMMARY_METRICS)]
     return Table(
-        f"summary_{section.order_kind}",
-        f"Continual metrics, {section.order_kind} order",
-        columns,
+        f"summary_{section.order_kind}{info.suffix}",
+        f"Continual metrics of {info.title}, {section.order_kind} order",
+        ["strategy", "seeds", *(METRIC_LABELS[m] for m in SUMMARIES)],
         rows,
-        SUMMARY_FOOTER,
+        _summary_footer(info),
         ci=True,
+        number=metric_number(info),
+        unit=info.unit,
     )
 
 
 def tests_table(section: Section) -> Table | None:
     """Paired tests with enough matched seeds, or None when there is none."""
+    info = section.metric
     rows: list[list[Cell]] = [
         [METRIC_LABELS[t.metric], t.a, t.b, t.n, t.mean_diff, t.p_value]
         for t in section.tests
@@ -211,27 +264,31 @@ def tests_table(section: Section) -> Table | None:
     ]
     if not rows:
         return None
+    diff = f"mean A - B ({info.unit})" if info.unit else "mean A - B"
     return Table(
-        f"tests_{section.order_kind}",
-        f"Paired tests between strategies, {section.order_kind} order",
-        ["metric", "A", "B", "matched seeds", "mean A - B", "p (Wilcoxon)"],
+        f"tests_{section.order_kind}{info.suffix}",
+        f"Paired tests between strategies on {info.title}, {section.order_kind} order",
+        ["metric", "A", "B", "matched seeds", diff, "p (Wilcoxon)"],
         rows,
         TESTS_FOOTER,
     )
 
 
-def reference_table(compiled: Compiled) -> Table | None:
-    """The single-domain and joint references, or None without reference runs."""
-    if not compiled.references:
+def reference_table(report: MetricReport) -> Table | None:
+    """A metric's single-domain and joint references, or None without reference runs."""
+    if not report.references:
         return None
-    rows: list[list[Cell]] = [[name, stat.n, stat] for name, stat in compiled.references.items()]
+    info = report.info
+    rows: list[list[Cell]] = [[name, stat.n, stat] for name, stat in report.references.items()]
     return Table(
-        "references",
-        "Reference strategies",
-        ["strategy", "seeds", "zero-shot Dice"],
+        f"references{info.suffix}",
+        f"Reference strategies, zero-shot {info.title}",
+        ["strategy", "seeds", f"zero-shot {info.title}"],
         rows,
-        REFERENCE_FOOTER,
-        True,
+        _reference_footer(info),
+        ci=True,
+        number=metric_number(info),
+        unit=info.unit,
     )
 
 

@@ -1,23 +1,19 @@
-"""Continual-learning strategies: what data a stage sees and what it carries over."""
+"""Continual-learning strategies, registered under the entry-point group ``mscl.strategies``."""
 
 from __future__ import annotations
 
-from mscl.config import ExperimentConfig
-from mscl.strategies.base import StagePlan, Strategy
-from mscl.strategies.cumulative import Cumulative
-from mscl.strategies.finetune import Finetune
-from mscl.strategies.joint import Joint
-from mscl.strategies.replay import Replay
-from mscl.strategies.single import Single
+from typing import TYPE_CHECKING
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Single, Finetune, Replay, Joint, Cumulative)
-}
+from mscl.errors import ConfigError
+from mscl.plugins import STRATEGIES_GROUP, Registry
+
+if TYPE_CHECKING:
+    from mscl.config import ExperimentConfig
+    from mscl.strategies.base import Strategy
+
+STRATEGIES: Registry[type[Strategy]] = Registry(STRATEGIES_GROUP, "strategy", ConfigError)
 
 
 def build_strategy(cfg: ExperimentConfig, seed: int) -> Strategy:
     """The strategy named by ``cfg.strategy.name``, set up for one seed."""
-    return STRATEGIES[cfg.strategy.name](cfg, seed)
-
-
-__all__ = ["STRATEGIES", "StagePlan", "Strategy", "build_strategy"]
+    return STRATEGIES.get(cfg.strategy.name)(cfg, seed)

@@ -1,20 +1,42 @@
-"""The strategy contract: which stages run, what data each sees, and whether it starts fresh.
+"""The strategy contract: which stages run, what each trains on, and what a strategy adds to training.
 
-One stage loop (:mod:`mscl.protocol.loop`) serves every strategy. A strategy never trains or evaluates; it
-plans stages and, for replay, supplies extra cases and updates its memory after each stage.
+One stage loop (:mod:`mscl.protocol.loop`) serves every strategy. A strategy never trains or evaluates; the
+loop calls its typed hooks, each a no-op by default:
+
+===================  =========================================================================================
+``plan``             the stages, their centers and whether each starts from fresh weights
+``extra_cases``      cases trained on besides the stage's own (replay's memory)
+``before_stage``     a stage is about to train, the model in hand (keep a frozen copy, move state to device)
+``loss_term``        a term added to the segmentation loss at every step, from the model, the batch and the
+                     prediction; runs on the training device inside autocast and must not synchronise the host
+``after_stage``      a stage trained and was scored, the model in hand (estimate a Fisher matrix, fill a
+                     memory); may return a manifest logged with the stage
+``restore_stage``    resume: a finished stage is skipped; rebuild what ``after_stage`` left outside the state
+``state_dict``       what the strategy carries from stage to stage; saved with every stage checkpoint and
+``load_state_dict``  mid-stage resume point and restored on ``--resume``, so a resumed study gives the same R
+===================  =========================================================================================
+
+A strategy is registered under the entry-point group ``mscl.strategies`` and may declare its own config
+section: a subclass of :class:`mscl.config.StrategyOptions` as ``options``, read back as ``self.options``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mscl.config import ExperimentConfig
+from mscl.config import ExperimentConfig, StrategyOptions
+from mscl.protocol.kinds import RMatrixKind
+from mscl.tracking.tree import stage_run_name
 
-RMatrixKind = Literal["continual", "single", "joint", "cumulative"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from mscl.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -36,12 +58,12 @@ class StagePlan:
     @property
     def name(self) -> str:
         """MLflow run name of the stage, e.g. ``stage1-BWH`` (1-based)."""
-        return f"stage{self.index + 1}-{self.center}"
+        return stage_run_name(self.index, self.center)
 
 
 @dataclass
 class ExtraCase:
-    """A training case that does not come from the dataset's current split (e.g. replay memory)."""
+    """A training case: the dataset's own (``meta`` from its record) or one a strategy adds (replay)."""
 
     key: str
     image: np.ndarray
@@ -49,14 +71,43 @@ class ExtraCase:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class Strategy:
-    """Base strategy: sequential stages over ``order``, carrying weights on (sequential fine-tuning)."""
+@dataclass(frozen=True)
+class StageContext:
+    """What the stage hooks see.
 
-    name: ClassVar[str] = "finetune"
+    Attributes:
+        stage: the stage.
+        model: the network; in ``before_stage`` the weights the stage starts from, in ``after_stage`` the
+            trained weights that were scored and are carried on.
+        train_cases: the training-split cases of the stage's own centers (not the extra cases).
+        device: the training device.
+        train: the training settings (patch size, precision, ...).
+        seed: the stage's seed, for anything random a hook draws.
+    """
+
+    stage: StagePlan
+    model: nn.Module
+    train_cases: Sequence[ExtraCase]
+    device: torch.device
+    train: TrainConfig
+    seed: int
+
+
+class Strategy:
+    """Base strategy: sequential stages over ``order``, carrying the weights on (sequential fine-tuning)."""
+
+    name: ClassVar[str]
     kind: ClassVar[RMatrixKind] = "continual"
+    options: ClassVar[type[StrategyOptions]] = StrategyOptions
+    """The model of this strategy's ``strategy:`` config section."""
 
     def __init__(self, cfg: ExperimentConfig, seed: int) -> None:
-        """Strategies without state ignore the configuration; replay opens its memory here."""
+        self.cfg, self.seed = cfg, seed
+
+    @property
+    def settings(self) -> StrategyOptions:
+        """This strategy's validated ``strategy:`` section (an instance of ``options``)."""
+        return self.cfg.strategy
 
     def plan(self, order: Sequence[str]) -> list[StagePlan]:
         """The stages in training order."""
@@ -66,9 +117,52 @@ class Strategy:
         """Cases trained on besides the stage's own centers (none by default)."""
         return []
 
-    def after_stage(self, stage: StagePlan, train_cases: Sequence[ExtraCase]) -> dict[str, Any] | None:
-        """Hook after a stage has trained and been scored; returns a manifest to log, if any."""
+    def before_stage(self, context: StageContext) -> None:
+        """A stage is about to train (also a stage resumed mid-way, before its resume point is loaded)."""
+
+    def loss_term(
+        self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor
+    ) -> torch.Tensor | None:
+        """A scalar added to the segmentation loss of a step, or None (the default: nothing added)."""
         return None
+
+    def after_stage(self, context: StageContext) -> dict[str, Any] | None:
+        """A stage trained and was scored; returns a manifest to log with the stage, if any."""
+        return None
+
+    def restore_stage(self, stage: StagePlan, train_cases: Sequence[ExtraCase]) -> None:
+        """Resume skips the finished ``stage``: rebuild what ``after_stage`` kept outside ``state_dict``.
+
+        :meth:`load_state_dict` is called afterwards with the state saved after the last finished stage.
+        """
+
+    def state_dict(self) -> dict[str, Any]:
+        """State carried between stages (tensors, arrays, numbers, strings); empty by default."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Raises:
+            ValueError: a non-empty state for a strategy that keeps none.
+        """
+        if state:
+            raise ValueError(f"strategy {self.name!r} keeps no state, got keys {sorted(state)}")
 
     def close(self) -> None:
         """Release resources (memory stores)."""
+
+
+def state_nbytes(state: Any) -> int:
+    """Bytes of the tensors and arrays inside a (nested) strategy state."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, np.ndarray):
+        return int(state.nbytes)
+    if isinstance(state, dict):
+        return sum(state_nbytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(state_nbytes(v) for v in state)
+    return 0

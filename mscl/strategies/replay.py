@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mscl.config import ExperimentConfig
-from mscl.memory_backends.policy import CaseInfo, ReplayMemory, ReplayPolicy
-from mscl.memory_backends.registry import get_backend
-from mscl.strategies.base import ExtraCase, StagePlan, Strategy
+from mscl.memory_backends.registry import MEMORY_BACKENDS
+from mscl.strategies.base import ExtraCase, StageContext, StagePlan, Strategy
+from mscl.strategies.replay_memory import CaseInfo, ReplayMemory, ReplayPolicy
 
 
 class Replay(Strategy):
@@ -27,8 +27,9 @@ class Replay(Strategy):
     name = "replay"
 
     def __init__(self, cfg: ExperimentConfig, seed: int) -> None:
+        super().__init__(cfg, seed)
         config = cfg.memory
-        backend_cls = get_backend(config.backend)
+        backend_cls = MEMORY_BACKENDS.get(config.backend)
         self._scratch: Path | None = None
         path: Path | None = None
         if getattr(backend_cls, "persistent", True):
@@ -51,8 +52,17 @@ class Replay(Strategy):
             for image, label, meta in self.memory.load_all()
         ]
 
-    def after_stage(self, stage: StagePlan, train_cases: Sequence[ExtraCase]) -> dict[str, Any]:
+    def after_stage(self, context: StageContext) -> dict[str, Any]:
         """Select the stage's center's cases into the memory; return the memory manifest."""
+        self.restore_stage(context.stage, context.train_cases)
+        return {
+            "store": str(self.path) if self.path else None,
+            "after_stage": context.stage.index + 1,
+            "samples": self.memory.manifest(),
+        }
+
+    def restore_stage(self, stage: StagePlan, train_cases: Sequence[ExtraCase]) -> None:
+        """Select ``stage.center``'s cases into the memory (deterministic: resume rebuilds the same one)."""
         arrays = {case.key: (case.image, case.label) for case in train_cases}
         candidates = [
             CaseInfo(
@@ -67,11 +77,6 @@ class Replay(Strategy):
             if case.meta["center"] == stage.center
         ]
         self.memory.add_center(stage.center, candidates, arrays.__getitem__)
-        return {
-            "store": str(self.path) if self.path else None,
-            "after_stage": stage.index + 1,
-            "samples": self.memory.manifest(),
-        }
 
     def close(self) -> None:
         """Close the store; a scratch store (no ``memory.path``) is deleted."""

@@ -22,22 +22,14 @@ from packaging.version import InvalidVersion, Version
 from mscl.config import flatten_config
 from mscl.data.dataset import PreparedDataset
 from mscl.errors import DataError, TrackingError
+from mscl.tracking import tree
 from mscl.tracking.checkpoints import get_run, stage_runs
-from mscl.tracking.lineage import (
-    CHECKPOINT_SHA_TAG,
-    FREEZE_ARTIFACT,
-    LOCK_ARTIFACT,
-    LOCK_FILE,
-    UNKNOWN,
-    file_sha256,
-    parse_requirements,
-    pip_freeze,
-)
+from mscl.tracking.lineage import LOCK_FILE, UNKNOWN, file_sha256, parse_requirements, pip_freeze
 from mscl.tracking.queries import is_parent
 from mscl.tracking.rmatrix import load_r_matrix
+from mscl.tracking.tree import CHECKPOINT_ARTIFACT, CHECKPOINT_SHA_TAG, FREEZE_ARTIFACT, LOCK_ARTIFACT
 from mscl.tracking.uri import connect_tracking
 
-CHECKPOINT_ARTIFACT = "checkpoint/model.pt"
 PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
 SHOWN = 4  # differences named in a detail line
 
@@ -78,7 +70,7 @@ def audit_run(
         freeze = artifacts.text(run_id, FREEZE_ARTIFACT)
         return [
             check_source(run),
-            check_config(run, artifacts.text(run_id, "config.yaml")),
+            check_config(run, artifacts.text(run_id, tree.CONFIG_ARTIFACT)),
             check_dataset(run, data_dir),
             check_packages_lock(freeze, _current_lock(artifacts, run_id)),
             check_packages_environment(freeze, pip_freeze()),
@@ -103,18 +95,23 @@ class _Artifacts:
 
     def text(self, run_id: str, artifact: str) -> str | None:
         path = self.path(run_id, artifact)
-        return path.read_text(encoding="utf-8") if path is not None and path.is_file() else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise TrackingError(f"run {run_id}: {artifact} is not UTF-8 text") from None
 
 
 def check_source(run: Run) -> CheckResult:
     """The run records the git commit it ran from, and the tree had no uncommitted changes."""
     tags = run.data.tags
-    commit, dirty = tags.get("mscl.git_commit", UNKNOWN), tags.get("mscl.git_dirty", UNKNOWN)
-    mlflow_commit = tags.get("mlflow.source.git.commit")
+    commit, dirty = tags.get(tree.GIT_COMMIT_TAG, UNKNOWN), tags.get(tree.GIT_DIRTY_TAG, UNKNOWN)
+    mlflow_commit = tags.get(tree.MLFLOW_GIT_COMMIT_TAG)
     if commit == UNKNOWN:
         return CheckResult("source", False, "no git commit recorded (mscl.git_commit unknown or missing)")
     if mlflow_commit and mlflow_commit != commit:
-        detail = f"mscl.git_commit {commit[:12]} but mlflow.source.git.commit {mlflow_commit[:12]}"
+        detail = f"{tree.GIT_COMMIT_TAG} {commit[:12]} but {tree.MLFLOW_GIT_COMMIT_TAG} {mlflow_commit[:12]}"
         return CheckResult("source", False, detail)
     if dirty != "false":
         state = "uncommitted changes (see environment/git-status.txt)" if dirty == "true" else "unknown state"
@@ -127,12 +124,12 @@ def check_config(run: Run, config_yaml: str | None) -> CheckResult:
     if config_yaml is None:
         return CheckResult("config", False, "no config.yaml artifact")
     try:
-        tree = yaml.safe_load(config_yaml)
+        mapping = yaml.safe_load(config_yaml)
     except yaml.YAMLError:
         return CheckResult("config", False, "config.yaml is not valid YAML")
-    if not isinstance(tree, dict):
+    if not isinstance(mapping, dict):
         return CheckResult("config", False, "config.yaml is not a mapping")
-    expected = {**flatten_config(tree), "seed": run.data.tags.get("mscl.seed", "")}
+    expected = {**flatten_config(mapping), "seed": run.data.tags.get(tree.SEED_TAG, "")}
     expected = {key: value[:PARAM_LIMIT] for key, value in expected.items()}
     differences = _differences(expected, run.data.params, "config.yaml", "params", operator.eq)
     if differences:
@@ -142,9 +139,10 @@ def check_config(run: Run, config_yaml: str | None) -> CheckResult:
 
 def check_dataset(run: Run, data_dir: Path | None) -> CheckResult:
     """Every array of the dataset directory matches its checksum, and the data digest is the logged one."""
-    directory = data_dir or (Path(run.data.tags["mscl.dataset"]) if "mscl.dataset" in run.data.tags else None)
+    logged_dir = run.data.tags.get(tree.DATASET_TAG)
+    directory = data_dir or (Path(logged_dir) if logged_dir else None)
     if directory is None:
-        return CheckResult("dataset", False, "no mscl.dataset tag; pass --data")
+        return CheckResult("dataset", False, f"no {tree.DATASET_TAG} tag; pass --data")
     try:
         with PreparedDataset(directory) as dataset:
             bad = dataset.verify()
@@ -155,7 +153,7 @@ def check_dataset(run: Run, data_dir: Path | None) -> CheckResult:
         return CheckResult(
             "dataset", False, _summary([f"{case}" for case in bad], f"case(s) in {directory} fail sha256")
         )
-    logged = run.data.tags.get("mscl.dataset_digest", "")
+    logged = run.data.tags.get(tree.DATASET_DIGEST_TAG, "")
     if digest != logged:
         return CheckResult(
             "dataset", False, f"digest {digest[:12]} of {directory} != logged {logged[:12] or '-'}"
@@ -212,26 +210,31 @@ def check_checkpoints(stages: list[Run], artifacts: _Artifacts) -> CheckResult:
 
 
 def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckResult:
-    """``r_matrix.json`` rows equal the stage runs' ``test_dice/<center>`` metrics, in training order."""
+    """Every metric's ``r_matrix.json`` rows equal the stage runs' ``test/<metric>/<center>`` metrics."""
     try:
         rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri)
     except TrackingError as exc:
         return CheckResult("R matrix", False, str(exc).removeprefix(f"run {run.info.run_id}: "))
-    if len(stages) != len(rmatrix.matrix):
-        return CheckResult("R matrix", False, f"{len(rmatrix.matrix)} rows but {len(stages)} stage runs")
+    if len(stages) != len(rmatrix.order):
+        return CheckResult("R matrix", False, f"{len(rmatrix.order)} rows but {len(stages)} stage runs")
     problems = []
-    for stage, row, center in zip(stages, rmatrix.r, rmatrix.order, strict=True):
+    for stage, index, center in zip(stages, range(len(stages)), rmatrix.order, strict=True):
         name = stage.info.run_name or stage.info.run_id
-        if stage.data.tags.get("mscl.center") != center:
+        if stage.data.tags.get(tree.CENTER_TAG) != center:
             problems.append(f"{name}: row is {center}")
-        metrics = stage.data.metrics
-        for column, value in zip(rmatrix.centers, row, strict=True):
-            logged = metrics.get(f"test_dice/{column}", math.nan)
-            if not (value == logged or (math.isnan(value) and math.isnan(logged))):
-                problems.append(f"{name} {column}: r_matrix {value:.4f}, metric {logged:.4f}")
+        logged = tree.test_scores(stage.data.metrics)
+        for metric in rmatrix.metrics:
+            row = rmatrix.values(metric)[index]
+            for column, value in zip(rmatrix.centers, row, strict=True):
+                found = logged.get(metric, {}).get(column, math.nan)
+                if not (value == found or (math.isnan(value) and math.isnan(found))):
+                    problems.append(f"{name} {metric} {column}: r_matrix {value:.4f}, metric {found:.4f}")
     if problems:
         return CheckResult("R matrix", False, _summary(problems, "value(s) differ"))
-    return CheckResult("R matrix", True, f"{len(stages)} rows equal the stage runs' test_dice metrics")
+    metrics = ", ".join(rmatrix.metrics)
+    return CheckResult(
+        "R matrix", True, f"{len(stages)} rows of {metrics} equal the stage runs' test metrics"
+    )
 
 
 def _current_lock(artifacts: _Artifacts, run_id: str) -> tuple[str, str] | None:

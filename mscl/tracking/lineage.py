@@ -35,15 +35,20 @@ from mscl.data.manifest import DatasetManifest
 from mscl.errors import TrackingError
 from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan, Strategy
-from mscl.tracking.queries import PROJECT_RUN_TAG
+from mscl.tracking.tree import (
+    FREEZE_ARTIFACT,
+    GIT_COMMIT_TAG,
+    GIT_DIRTY_TAG,
+    GIT_STATUS_ARTIFACT,
+    INPUTS_DIGEST_TAG,
+    LOCK_ARTIFACT,
+    ORDER_SEED_TAG,
+    PROJECT_RUN_TAG,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LOCK_FILE = PACKAGE_DIR.parent / "requirements" / "lock.txt"
-FREEZE_ARTIFACT = "environment/pip-freeze.txt"
-LOCK_ARTIFACT = "environment/lock.txt"
 PROJECT_RUN_ENV = "MSCL_PROJECT_RUN_ID"
-CHECKPOINT_SHA_TAG = "mscl.checkpoint_sha256"
-INPUTS_DIGEST_TAG = "mscl.inputs_digest"
 UNKNOWN = "unknown"
 _DIGEST_CHARS = 16  # MLflow stores at most 36 characters of a dataset digest
 
@@ -158,11 +163,11 @@ def log_lineage(
     """Log source, environment, seeds and the dataset input on the parent run ``run_id``."""
     git = git_state()
     order_seed = cfg.protocol.order_seed if cfg.protocol.order_seed is not None else seed
-    tags = {"mscl.git_commit": git.commit, "mscl.git_dirty": git.dirty, "mscl.order_seed": str(order_seed)}
+    tags = {GIT_COMMIT_TAG: git.commit, GIT_DIRTY_TAG: git.dirty, ORDER_SEED_TAG: str(order_seed)}
     client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.log_text(run_id, pip_freeze(), FREEZE_ARTIFACT)
     if git.status:
-        client.log_text(run_id, git.status + "\n", "environment/git-status.txt")
+        client.log_text(run_id, git.status + "\n", GIT_STATUS_ARTIFACT)
     if LOCK_FILE.is_file():
         client.log_text(run_id, LOCK_FILE.read_text(encoding="utf-8"), LOCK_ARTIFACT)
     profile = {"cases": len(dataset.manifest.cases), "sha256": dataset.manifest.digest()}

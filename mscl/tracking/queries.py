@@ -15,11 +15,8 @@ from mlflow.tracking import MlflowClient
 
 from mscl.errors import TrackingError
 from mscl.tracking.rmatrix import RMatrix, load_r_matrix
+from mscl.tracking.tree import ORDER_KIND_TAG, PARENT_TAG, PROJECT_RUN_TAG, STRATEGY_TAG
 
-PARENT_TAG = "mlflow.parentRunId"
-STRATEGY_TAG = "mscl.strategy"
-PROJECT_RUN_TAG = "mscl.project_run"
-ORDER_KIND_TAG = "mscl.order_kind"
 PAGE_SIZE = 1000
 
 

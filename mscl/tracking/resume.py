@@ -1,29 +1,27 @@
 """Resuming an interrupted study from its MLflow parent run.
 
-Finished stage runs give their R rows (``test_dice/<center>``), per-case scores and, for the last one, the
-weights to carry on; an unfinished stage run is re-attached and continues from its local resume point
+Finished stage runs give their R rows (``test/<metric>/<center>``), per-case scores and, for the last one,
+the weights and strategy state to carry on (the checkpoint verified against its logged sha256); an
+unfinished stage run is re-attached and continues from its local resume point
 (:mod:`mscl.protocol.checkpoints`) or, without one, from the stage's start.
 """
 
 from __future__ import annotations
 
-import json
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import torch
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from mscl.config import ExperimentConfig
 from mscl.errors import ConfigError, TrackingError
 from mscl.protocol.checkpoints import StateStore
-from mscl.protocol.loop import ResumePoint, StageOutcome
+from mscl.protocol.loop import ResumePoint, StageCheckpoint
+from mscl.protocol.results import StageOutcome
 from mscl.strategies.base import StagePlan
-from mscl.tracking.checkpoints import PARENT_TAG, get_run
+from mscl.tracking import tree
+from mscl.tracking.checkpoints import get_run, load_checkpoint, per_case_scores, stage_runs
 from mscl.tracking.queries import is_parent
 
 IGNORED_ON_RESUME = ("protocol.seeds", "tracking.")
@@ -65,7 +63,7 @@ def check_resumable(run: Run, logged: ExperimentConfig, current: ExperimentConfi
     changes = config_changes(logged, current)
     if changes:
         raise ConfigError(f"cannot resume run {run.info.run_id}: config differs: {'; '.join(changes)}")
-    logged_digest = run.data.tags.get("mscl.dataset_digest")
+    logged_digest = run.data.tags.get(tree.DATASET_DIGEST_TAG)
     if logged_digest != digest:
         raise ConfigError(
             f"cannot resume run {run.info.run_id}: dataset digest differs "
@@ -81,10 +79,7 @@ def load_resume_info(
     Raises:
         TrackingError: when the finished stages are not a prefix of the plan.
     """
-    children = client.search_runs(
-        [parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=1000
-    )
-    by_index = {int(r.data.tags["mscl.stage"]) - 1: r for r in children if "mscl.stage" in r.data.tags}
+    by_index = {int(r.data.tags[tree.STAGE_TAG]) - 1: r for r in stage_runs(client, parent)}
     info = ResumeInfo(ResumePoint())
     for stage in plan:
         run = by_index.get(stage.index)
@@ -99,21 +94,17 @@ def load_resume_info(
     if later:
         raise TrackingError(f"run {parent.info.run_id}: stage runs {later} exist after an unfinished stage")
     if info.point.finished:
-        last = by_index[max(info.point.finished)].info.run_id
-        info.point.last_weights = lambda: _weights(client, last)
+        last = by_index[max(info.point.finished)]
+        info.point.last_checkpoint = lambda: _stage_checkpoint(client, last)
     return info
 
 
 def _finished_outcome(client: MlflowClient, run: Run, stage: StagePlan) -> StageOutcome:
-    metrics = run.data.metrics
-    scores = {k.removeprefix("test_dice/"): v for k, v in metrics.items() if k.startswith("test_dice/")}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run.info.run_id, "per_case_dice.json", tmp)
-        per_case = json.loads(Path(path).read_text(encoding="utf-8"))
-    return StageOutcome(stage, scores, per_case, [], metrics.get("stage_seconds", 0.0))
+    scores = tree.test_scores(run.data.metrics)
+    per_case = per_case_scores(client, run)
+    return StageOutcome(stage, scores, per_case, [], run.data.metrics.get(tree.STAGE_SECONDS, 0.0))
 
 
-def _weights(client: MlflowClient, run_id: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run_id, "checkpoint/model.pt", tmp)
-        return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+def _stage_checkpoint(client: MlflowClient, run: Run) -> StageCheckpoint:
+    payload = load_checkpoint(client, run)
+    return StageCheckpoint(payload["state_dict"], payload.get("strategy", {}))

@@ -12,25 +12,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import mlflow
-import numpy as np
 import torch
 from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.tracking import MlflowClient
 
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
-from mscl.protocol import metrics as cl
-from mscl.protocol.loop import StageOutcome, StudyResult, StudySetup
+from mscl.engine.evaluation import Evaluation
+from mscl.protocol.kinds import SEQUENTIAL_KINDS
+from mscl.protocol.loop import StudySetup
+from mscl.protocol.metrics import summarize
 from mscl.protocol.observers import StudyObserver
-from mscl.strategies.base import StagePlan
-from mscl.tracking.lineage import CHECKPOINT_SHA_TAG, file_sha256, log_lineage, start_run_options
-from mscl.tracking.rmatrix import RMatrix, log_r_matrix
+from mscl.protocol.results import StageOutcome, StudyResult
+from mscl.strategies.base import StagePlan, state_nbytes
+from mscl.tracking import tree
+from mscl.tracking.lineage import file_sha256, log_lineage, start_run_options
+from mscl.tracking.rmatrix import MetricMatrix, RMatrix, log_r_matrix
 from mscl.tracking.uri import DEFAULT_CONNECT_TIMEOUT_S, connect_tracking, sqlite_path
 
-CHECKPOINT_PATH = "checkpoint/model.pt"
 MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
 
 
@@ -76,34 +77,46 @@ class MlflowStudyObserver(StudyObserver):
         run = mlflow.start_run(run_name=stage.name, nested=True, parent_run_id=self.parent_run_id)
         self._stage_run = run.info.run_id
         tags = {
-            "mscl.stage": str(stage.index + 1),
-            "mscl.center": stage.center,
-            "mscl.train_centers": ",".join(stage.train_centers),
+            tree.STAGE_TAG: str(stage.index + 1),
+            tree.CENTER_TAG: stage.center,
+            tree.TRAIN_CENTERS_TAG: ",".join(stage.train_centers),
         }
         self.client.log_batch(self._stage_run, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
         """Log the epoch's training metrics in one batch (step = epoch)."""
         assert self._stage_run is not None, "epoch_finished outside a stage"
-        log_metrics(self.client, self._stage_run, {f"train/{k}": v for k, v in metrics.items()}, step=epoch)
+        values = {tree.train_key(k): v for k, v in metrics.items()}
+        log_metrics(self.client, self._stage_run, values, step=epoch)
 
     def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
-        """Log the R row, the checkpoint and the memory manifest; close the stage run."""
+        """Log the R rows, the checkpoint (weights and strategy state) and the memory manifest; close the
+        stage run."""
         run_id = self._stage_run
         assert run_id is not None, "stage_finished without stage_started"
-        row = {f"test_dice/{center}": score for center, score in outcome.scores.items()}
-        timings = {f"time/{part}_s": seconds for part, seconds in outcome.timings.items()}
-        log_metrics(self.client, run_id, {**row, **timings, "stage_seconds": outcome.seconds})
+        rows = {
+            tree.test_key(metric, center): score
+            for metric, centers in outcome.scores.items()
+            for center, score in centers.items()
+        }
+        timings = {tree.time_key(part): seconds for part, seconds in outcome.timings.items()}
+        sizes = {tree.STRATEGY_STATE_BYTES: state_nbytes(outcome.strategy_state)}
+        log_metrics(self.client, run_id, {**rows, **timings, **sizes, tree.STAGE_SECONDS: outcome.seconds})
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.pt"
-            torch.save({"state_dict": model.state_dict(), "model": self.cfg.model.model_dump()}, path)
-            self.client.log_artifact(run_id, str(path), artifact_path="checkpoint")
-            self.client.set_tag(run_id, CHECKPOINT_SHA_TAG, file_sha256(path))
+            path = Path(tmp) / tree.CHECKPOINT_FILE
+            payload = {
+                "state_dict": model.state_dict(),
+                "model": self.cfg.model.model_dump(),
+                "strategy": outcome.strategy_state,
+            }
+            torch.save(payload, path)
+            self.client.log_artifact(run_id, str(path), artifact_path=tree.CHECKPOINT_DIR)
+            self.client.set_tag(run_id, tree.CHECKPOINT_SHA_TAG, file_sha256(path))
             if outcome.memory_manifest is not None:
-                self.client.log_dict(run_id, outcome.memory_manifest, "memory_manifest.json")
-            self.client.log_dict(run_id, outcome.per_case, "per_case_dice.json")
+                self.client.log_dict(run_id, outcome.memory_manifest, tree.MEMORY_MANIFEST_ARTIFACT)
+            self.client.log_dict(run_id, outcome.per_case, tree.PER_CASE_ARTIFACT)
         mlflow.end_run()
-        self.client.set_tag(self.parent_run_id, "mscl.finished_stages", str(outcome.stage.index + 1))
+        self.client.set_tag(self.parent_run_id, tree.FINISHED_STAGES_TAG, str(outcome.stage.index + 1))
         self._stage_run = None
 
 
@@ -142,7 +155,9 @@ def study_run(
     if resume_run_id is not None:
         run = mlflow.start_run(run_id=resume_run_id, **start_run_options(cfg, resume=True))
     else:
-        run = mlflow.start_run(run_name=f"{cfg.strategy.name}-seed{seed}", **start_run_options(cfg))
+        run = mlflow.start_run(
+            run_name=tree.parent_run_name(cfg.strategy.name, seed), **start_run_options(cfg)
+        )
     client, run_id = MlflowClient(), run.info.run_id
     try:
         if resume_run_id is None:
@@ -172,14 +187,14 @@ def _log_study_start(
     dataset: PreparedDataset,
 ) -> None:
     tags = {
-        "mscl.strategy": cfg.strategy.name,
-        "mscl.kind": setup.strategy.kind,
-        "mscl.seed": str(seed),
-        "mscl.order": ",".join(setup.order),
-        "mscl.order_kind": setup.order_kind,
-        "mscl.dataset_digest": dataset.manifest.digest(),
-        "mscl.dataset": str(dataset.directory.resolve()),
-        "mscl.finished_stages": "0",
+        tree.STRATEGY_TAG: cfg.strategy.name,
+        tree.KIND_TAG: setup.strategy.kind,
+        tree.SEED_TAG: str(seed),
+        tree.ORDER_TAG: ",".join(setup.order),
+        tree.ORDER_KIND_TAG: setup.order_kind,
+        tree.DATASET_DIGEST_TAG: dataset.manifest.digest(),
+        tree.DATASET_TAG: str(dataset.directory.resolve()),
+        tree.FINISHED_STAGES_TAG: "0",
     }
     params = {**cfg.flat(), "seed": str(seed)}
     client.log_batch(
@@ -187,41 +202,57 @@ def _log_study_start(
         params=[Param(k, v[:6000]) for k, v in params.items()],
         tags=[RunTag(k, v) for k, v in tags.items()],
     )
-    client.log_text(run_id, cfg.to_yaml(), "config.yaml")
-    client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), "dataset.json")
+    client.log_text(run_id, cfg.to_yaml(), tree.CONFIG_ARTIFACT)
+    client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), tree.DATASET_ARTIFACT)
     log_lineage(client, run_id, cfg, seed, dataset)
 
 
-def log_study_result(client: MlflowClient, run_id: str, result: StudyResult, wall_s: float) -> RMatrix:
-    """Log ``r_matrix.json`` and the continual metrics on the parent run."""
-    rmatrix = RMatrix(
+def to_rmatrix(result: StudyResult) -> RMatrix:
+    """The study's R matrices, one per metric, with each metric's direction and bounds."""
+    from mscl.metrics.registry import METRICS
+
+    metrics = {}
+    for name in result.metrics:
+        metric = METRICS.get(name)
+        metrics[name] = MetricMatrix(
+            higher_is_better=metric.higher_is_better,
+            bounds=metric.bounds,
+            matrix=result.matrix_of(name).tolist(),
+            baseline=result.baseline_of(name),
+            per_case={s.stage.index: s.per_case[name] for s in result.stages},
+        )
+    return RMatrix(
         strategy=result.strategy,
         kind=result.kind,
         seed=result.seed,
         order=[s.stage.center for s in result.stages],
         centers=result.centers,
-        matrix=result.matrix.tolist(),
-        baseline=[result.baseline[c] for c in result.centers],
-        per_case={s.stage.index: s.per_case for s in result.stages},
+        metrics=metrics,
     )
+
+
+def log_study_result(client: MlflowClient, run_id: str, result: StudyResult, wall_s: float) -> RMatrix:
+    """Log ``r_matrix.json`` and the continual metrics of every metric on the parent run."""
+    rmatrix = to_rmatrix(result)
     log_r_matrix(client, run_id, rmatrix)
-    log_metrics(client, run_id, {**study_metrics(result), "wall_time_s": wall_s})
+    log_metrics(client, run_id, {**study_metrics(rmatrix), tree.WALL_TIME: wall_s})
     return rmatrix
 
 
-def study_metrics(result: StudyResult) -> dict[str, float]:
-    """Continual metrics of a study (BWT family only for stage sequences over the centers)."""
-    r, order, centers = result.matrix, [s.stage.center for s in result.stages], result.centers
-    values: dict[str, Any] = {"acc": cl.acc(r)}
-    if result.kind in ("continual", "cumulative") and len(order) > 1:
-        values |= {
-            "bwt": cl.bwt(r, order, centers),
-            "fwt": cl.fwt(r, order, centers, [result.baseline[c] for c in centers]),
-            "forgetting": cl.forgetting(r, order, centers),
-        }
-        values |= {f"bwt/{c}": v for c, v in cl.per_center_bwt(r, order, centers).items()}
-    for i, mean in enumerate(cl.zero_shot_means(r)):
-        values[f"zero_shot_dice/stage{i + 1}"] = mean
+def study_metrics(rmatrix: RMatrix) -> dict[str, float]:
+    """The parent run's metrics: ``acc/<metric>``, the BWT family for stage sequences over the centers
+    (``bwt/<metric>``, ``bwt/<metric>/<center>``, ...) and ``zero_shot/<metric>/stage<i>``."""
+    values: dict[str, float] = {}
+    sequential = rmatrix.kind in SEQUENTIAL_KINDS
+    for name, metric in rmatrix.metrics.items():
+        summary = summarize(
+            metric.r, rmatrix.order, rmatrix.centers, metric.baseline_row, sequential, metric.higher_is_better
+        )
+        for key, value in summary.summaries().items():
+            if key == "acc" or (sequential and len(rmatrix.order) > 1):
+                values[tree.summary_key(key, name)] = value
+        values |= {tree.summary_key("bwt", name, c): v for c, v in summary.per_center_bwt.items()}
+        values |= {tree.zero_shot_key(name, i + 1): v for i, v in enumerate(summary.zero_shot)}
     return {k: float(v) for k, v in values.items()}
 
 
@@ -239,25 +270,29 @@ def log_evaluation(
     client: MlflowClient,
     source: Run,
     dataset: PreparedDataset,
-    scores: dict[str, dict[str, float]],
+    evaluation: Evaluation,
     split: str,
 ) -> str:
     """Log an evaluation of ``source``'s checkpoint as a run ``evaluate-<source name>``; returns its id."""
-    name = f"evaluate-{source.info.run_name or source.info.run_id[:8]}"
+    name = tree.evaluate_run_name(source.info.run_name or source.info.run_id[:8])
     run = client.create_run(
         source.info.experiment_id,
         run_name=name,
         tags={
-            "mscl.kind": "evaluate",
-            "mscl.source_run": source.info.run_id,
-            "mscl.split": split,
-            "mscl.dataset": str(dataset.directory.resolve()),
-            "mscl.dataset_digest": dataset.manifest.digest(),
+            tree.KIND_TAG: tree.EVALUATE_KIND,
+            tree.SOURCE_RUN_TAG: source.info.run_id,
+            tree.SPLIT_TAG: split,
+            tree.DATASET_TAG: str(dataset.directory.resolve()),
+            tree.DATASET_DIGEST_TAG: dataset.manifest.digest(),
         },
     )
     run_id = run.info.run_id
-    means = {f"test_dice/{c}": float(np.nanmean(list(v.values()))) for c, v in scores.items() if v}
+    means = {
+        tree.test_key(metric, center): score
+        for metric, centers in evaluation.means().items()
+        for center, score in centers.items()
+    }
     log_metrics(client, run_id, means)
-    client.log_dict(run_id, scores, "per_case_dice.json")
+    client.log_dict(run_id, evaluation.per_case, tree.PER_CASE_ARTIFACT)
     client.set_terminated(run_id)
     return run_id

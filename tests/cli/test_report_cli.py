@@ -7,14 +7,14 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from mscl.cli.main import app
-from mscl.tracking.rmatrix import RMatrix, log_r_matrix
+from mscl.tracking.rmatrix import MetricMatrix, RMatrix, log_r_matrix
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def uri(tmp_path_factory) -> str:
-    """Two finished replay seeds and one unfinished run in experiment ``cli``."""
+    """Two finished replay seeds and one unfinished run in experiment ``cli``, scored by Dice and volume."""
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"
     client = MlflowClient(tracking_uri=uri)
@@ -26,7 +26,12 @@ def uri(tmp_path_factory) -> str:
             seed=seed,
             order=["B", "A"],
             centers=["A", "B"],
-            matrix=[[0.2, 0.6], [0.5, 0.7]],
+            metrics={
+                "dice": MetricMatrix(matrix=[[0.2, 0.6], [0.5, 0.7]]),
+                "volume_diff_ml": MetricMatrix(
+                    higher_is_better=False, bounds=(0.0, None), matrix=[[8.0, 3.5], [4.0, 2.5]]
+                ),
+            },
         )
         tags = {"mscl.strategy": "replay", "mscl.order_kind": "random"}
         run_id = client.create_run(exp, run_name=f"replay-seed{seed}", tags=tags).info.run_id
@@ -44,6 +49,8 @@ def test_report_command_writes_the_report(uri, tmp_path) -> None:
     assert "read 2 runs, skipped 1" in result.output
     assert "replay-seed2: unfinished (status RUNNING)" in result.output
     assert (out / "report.html").is_file() and (out / "bwt_per_center_random.csv").is_file()
+    assert (out / "bwt_per_center_random_volume_diff_ml.csv").is_file()
+    assert (out / "zero_shot_random_volume_diff_ml.png").is_file()
     assert "logged to MLflow" not in result.output
 
 

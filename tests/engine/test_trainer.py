@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mscl.config import ModelConfig, TrainConfig
-from mscl.data.cache import CaseCache
+from mscl.engine.cache import CaseCache
 from mscl.engine.trainer import StageResult, train_stage
 from mscl.models.unet import build_model
 
@@ -92,3 +92,51 @@ def test_stage_runs_on_cuda_with_a_half_precision_cache(blobs, tiny_model_cfg, t
     model, result = _train(tiny_model_cfg, cfg, cache, epochs=3, device=torch.device("cuda"))
     assert next(model.parameters()).is_cuda
     assert all(0 < entry["loss"] < 1 for entry in result.history)
+
+
+def test_a_loss_term_is_added_to_every_step(blobs, tiny_model_cfg, tiny_train_cfg) -> None:
+    cache = _cache(blobs)
+    plain_model, plain = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=2)
+    seen: list[tuple[int, ...]] = []
+
+    def constant(model, images, labels, prediction) -> torch.Tensor:
+        seen.append(tuple(prediction.shape))
+        return torch.tensor(0.25)  # no gradient: the same weights, a loss higher by 0.25
+
+    shifted_model, shifted = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=2, loss_term=constant)
+    assert len(seen) == 2 and seen[0][0] == tiny_train_cfg.cases_per_step * tiny_train_cfg.patches_per_case
+    assert _same_weights(plain_model, shifted_model)
+    for a, b in zip(plain.history, shifted.history, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"] + 0.25, abs=1e-6)
+
+    def pull_to_zero(model, images, labels, prediction) -> torch.Tensor:
+        return torch.stack([(p**2).sum() for p in model.parameters()]).sum()
+
+    pulled_model, _ = _train(tiny_model_cfg, tiny_train_cfg, cache, epochs=2, loss_term=pull_to_zero)
+    norm = [sum(float((p.detach() ** 2).sum()) for p in m.parameters()) for m in (plain_model, pulled_model)]
+    assert norm[1] < norm[0]  # its gradient reaches the optimizer
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_step_with_a_loss_term_does_not_synchronise_the_host(tiny_model_cfg, tiny_train_cfg) -> None:
+    from mscl.engine.trainer import make_optimizer, optimizer_step
+
+    model = build_model(tiny_model_cfg, seed=0).cuda()
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def anchored(model, images, labels, prediction) -> torch.Tensor:
+        return 0.01 * torch.stack([((p - anchor[n]) ** 2).sum() for n, p in model.named_parameters()]).sum()
+
+    cfg = tiny_train_cfg.model_copy(update={"precision": "auto", "device": "cuda"})
+    optimizer = make_optimizer(model, cfg)
+    images = torch.rand(4, 1, *cfg.patch_size, device="cuda")
+    labels = (images > 0.9).float()
+    optimizer_step(model, optimizer, images, labels, cfg, anchored)  # warm-up: lazy state, autotuning
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            optimizer_step(model, optimizer, images, labels, cfg, anchored)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)

@@ -61,4 +61,4 @@ def test_explicit_backend_and_unknown_paths(memory: Path, tmp_path: Path) -> Non
     result = runner.invoke(app, ["memory", "inspect", str(tmp_path / "nothing.zarr")])
     assert result.exit_code == 2 and "no replay memory there" in result.output
     result = runner.invoke(app, ["memory", "inspect", str(memory), "--backend", "nope"])
-    assert result.exit_code == 2 and "known backends" in result.output
+    assert result.exit_code == 2 and "unknown memory backend 'nope'; known: hdf5" in result.output

@@ -9,7 +9,7 @@ import pytest
 
 from mscl.errors import MemoryBackendError
 from mscl.memory_backends.base import MemoryBackend
-from mscl.memory_backends.registry import available_backends, detect_backend, get_backend, open_backend
+from mscl.memory_backends.registry import MEMORY_BACKENDS, detect_backend, open_backend
 
 from .conftest import meta, sample
 
@@ -40,19 +40,17 @@ def plugin_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_builtin_backends_are_registered() -> None:
-    assert {"ram", "hdf5", "zarr"} <= set(available_backends())
-    assert get_backend("hdf5").__name__ == "Hdf5Backend"
+    assert {"ram", "hdf5", "zarr"} <= set(MEMORY_BACKENDS.names())
+    assert MEMORY_BACKENDS.get("hdf5").__name__ == "Hdf5Backend"
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(
-        MemoryBackendError, match=r"unknown memory backend 'nope'; known backends: .*hdf5.*ram.*zarr"
-    ):
-        get_backend("nope")
+    with pytest.raises(MemoryBackendError, match=r"unknown memory backend 'nope'; known: .*hdf5.*ram.*zarr"):
+        MEMORY_BACKENDS.get("nope")
 
 
 def test_plugin_outside_the_package_is_found_by_name(plugin_on_path: None) -> None:
-    assert "scratch" in available_backends()
+    assert "scratch" in MEMORY_BACKENDS.names()
     with open_backend("scratch") as store:
         assert isinstance(store, MemoryBackend) and type(store).__module__ == "mscl_scratch_plugin"
         store.put("case-1", *sample(), meta())
@@ -61,7 +59,7 @@ def test_plugin_outside_the_package_is_found_by_name(plugin_on_path: None) -> No
 
 def test_plugin_that_cannot_load_is_a_clear_error(plugin_on_path: None) -> None:
     with pytest.raises(MemoryBackendError, match=r"'broken'.*cannot be loaded"):
-        get_backend("broken")
+        MEMORY_BACKENDS.get("broken")
 
 
 def test_detect_backend_from_the_path(tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mscl.config import ExperimentConfig, load_config
+from mscl.config import DEFAULT_METRICS, ExperimentConfig, load_config
 from mscl.data.dataset import PreparedDataset
-from mscl.protocol.loop import StageOutcome, plan_study, run_study, stage_model
+from mscl.protocol.loop import plan_study, run_study, stage_model
 from mscl.protocol.observers import StudyObserver
+from mscl.protocol.results import StageOutcome
 from mscl.strategies.base import StagePlan
 
 
@@ -62,13 +63,12 @@ def test_finetune_fills_one_row_per_center(blob_dataset: Path) -> None:
     assert ((result.matrix >= 0) & (result.matrix <= 1)).all()
     assert [s.name for s in recorder.started] == ["stage1-Big", "stage2-Mid", "stage3-Small"]
     assert recorder.epochs == [(f"stage{i}-{c}", e) for i, c in enumerate(result.order, 1) for e in (0, 1)]
-    assert set(result.baseline) == {"Big", "Mid", "Small"}
-
-
-def test_same_seed_same_r_matrix(blob_dataset: Path) -> None:
-    first, _ = study(blob_dataset, tiny_config("finetune"))
-    again, _ = study(blob_dataset, tiny_config("finetune"))
-    np.testing.assert_array_equal(first.matrix, again.matrix)
+    assert result.metrics == list(DEFAULT_METRICS)
+    for metric in result.metrics:
+        assert set(result.baseline[metric]) == {"Big", "Mid", "Small"}
+        assert result.matrix_of(metric).shape == (3, 3)
+        assert set(recorder.outcomes[0].per_case[metric]) == {"Big", "Mid", "Small"}
+    np.testing.assert_array_equal(result.matrix, result.matrix_of("dice"))
 
 
 def test_replay_gives_the_same_r_matrix_whatever_the_backend(blob_dataset: Path, tmp_path: Path) -> None:

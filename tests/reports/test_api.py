@@ -8,24 +8,33 @@ import re
 import pytest
 from mlflow.entities import RunTag
 from PIL import Image
-from report_cases import CANONICAL, DESCENDING, TABLE1, table1_runs
+from report_cases import CANONICAL, DESCENDING, TABLE1, rmatrix, table1_runs
 
 from mscl.errors import MsclError, TrackingError
+from mscl.metrics.volume import AbsoluteVolumeDifference
 from mscl.reports.api import build_report
 from mscl.tracking.queries import read_parent_runs
-from mscl.tracking.rmatrix import RMatrix
 
-SINGLE = RMatrix(
-    strategy="single",
-    kind="single",
-    seed=0,
-    order=DESCENDING,
-    centers=CANONICAL,
-    matrix=[[0.4] * 8 for _ in DESCENDING],
-)
-JOINT = RMatrix(
-    strategy="joint", kind="joint", seed=0, order=["joint"], centers=CANONICAL, matrix=[[0.5] * 8]
-)
+SINGLE = rmatrix("single", 0, DESCENDING, CANONICAL, [[0.4] * 8 for _ in DESCENDING], kind="single")
+JOINT = rmatrix("joint", 0, ["joint"], CANONICAL, [[0.5] * 8], kind="joint")
+SUFFIXED = [
+    "bwt_per_center_descending_volume_diff_ml.csv",
+    "bwt_per_center_descending_volume_diff_ml.tex",
+    "summary_descending_volume_diff_ml.csv",
+    "tests_descending_volume_diff_ml.csv",
+    "references_volume_diff_ml.csv",
+    "zero_shot_descending_volume_diff_ml.png",
+    "per_order_descending_volume_diff_ml.png",
+    "bwt_bars_descending_volume_diff_ml.png",
+    "heatmap_finetune_descending_volume_diff_ml.png",
+    "heatmap_replay_descending_volume_diff_ml.png",
+]
+
+
+def csv_rows(path) -> dict[str, dict[str, str]]:
+    """A table's CSV rows by their first cell."""
+    with open(path) as f:
+        return {row[next(iter(row))]: row for row in csv.DictReader(f)}
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,7 @@ def test_report_files(report) -> None:
         "bwt_bars_descending.png",
         "heatmap_finetune_descending.png",
         "heatmap_replay_descending.png",
+        *SUFFIXED,
     ):
         assert expected in names
     assert all(p.is_file() and p.parent == report.out_dir for p in report.files)
@@ -78,14 +88,39 @@ def test_report_files(report) -> None:
     assert report.runs == 20
 
 
-def test_table1_means_in_the_csv(report) -> None:
-    with open(report.out_dir / "bwt_per_center_descending.csv") as f:
-        rows = {row["center"]: row for row in csv.DictReader(f)}
+@pytest.mark.parametrize(("suffix", "scale"), [("", 1.0), ("_volume_diff_ml", 10.0)])
+def test_table1_means_in_the_csv(report, suffix, scale) -> None:
+    rows = csv_rows(report.out_dir / f"bwt_per_center_descending{suffix}.csv")
     assert list(rows) == DESCENDING
     for strategy in ("finetune", "replay"):
         for center, expected in zip(DESCENDING, TABLE1[strategy], strict=True):
-            assert float(rows[center][f"{strategy} mean"]) == pytest.approx(expected, abs=1e-12)
+            # volume difference: lower is better, its BWT sign-aware (= 10 x the Dice BWT by construction)
+            assert float(rows[center][f"{strategy} mean"]) == pytest.approx(scale * expected, abs=1e-12)
             assert rows[center][f"{strategy} n"] == "9"
+
+
+def test_each_metric_has_its_references_in_its_units(report) -> None:
+    dice, volume = (csv_rows(report.out_dir / f"references{s}.csv") for s in ("", "_volume_diff_ml"))
+    assert float(dice["joint"]["zero-shot Dice mean"]) == pytest.approx(0.5)
+    column = f"zero-shot {AbsoluteVolumeDifference.title} mean"
+    assert float(volume["joint"][column]) == pytest.approx(20 - 10 * 0.5)
+    assert float(volume["single"][column]) == pytest.approx(20 - 10 * 0.4)
+
+
+def test_second_metric_has_its_own_section(report) -> None:
+    text = (report.out_dir / "report.md").read_text()
+    title = f"{AbsoluteVolumeDifference.title} (ml)"
+    headline, volume = text.split(f"## Metric: {title}\n")
+    assert "Headline metric: Dice (higher is better)" in headline
+    assert f"Other metrics, each in its own section: {title}." in headline
+    assert "_volume_diff_ml" not in headline  # the headline's files keep their names
+    assert f"{AbsoluteVolumeDifference.title}: lower is better" in volume and "sign-aware" in volume
+    assert "### References" in volume and "### Descending order" in volume
+    assert "| joint | 1 | 15.00 ml |" in volume
+    assert "| Milan | -2.84 ± 0.03 ml | 0.01 ± 0.03 ml |" in volume
+    for name in SUFFIXED:
+        if name.endswith(".png"):
+            assert f"]({name})" in volume
 
 
 def test_markdown_report_lists_tables_and_skipped_runs(report) -> None:
@@ -117,6 +152,23 @@ def test_report_run_is_logged_and_never_read_as_a_parent(store, logged, report) 
     logged_files = {a.path for a in store.client.list_artifacts(report.run_id)}
     assert logged_files == {p.name for p in report.files}
     assert len(read_parent_runs(store.client, logged).runs) == 20
+
+
+def test_format_1_run_renders_as_dice_beside_format_2_runs(store, tmp_path) -> None:
+    name, exp = store.experiment()
+    store.log(exp, table1_runs("replay")[0], format_1=True)
+    for rm in table1_runs("finetune")[:2]:
+        store.log(exp, rm)
+    result = build_report(name, tmp_path, tracking_uri=store.uri, log_to_mlflow=False)
+    assert result.runs == 3 and result.skipped == []
+    dice = csv_rows(tmp_path / "bwt_per_center_descending.csv")
+    # seed 0 offsets every center but the last by (0 - 4) / 1000
+    assert float(dice["Milan"]["replay mean"]) == pytest.approx(0.001 - 0.004, abs=1e-12)
+    assert dice["Milan"]["replay n"] == "1" and dice["Milan"]["finetune n"] == "2"
+    volume = csv_rows(tmp_path / "bwt_per_center_descending_volume_diff_ml.csv")
+    assert "replay mean" not in volume["Milan"] and volume["Milan"]["finetune n"] == "2"
+    text = (tmp_path / "report.md").read_text()
+    assert f"No {AbsoluteVolumeDifference.title} scores in 1 run (replay-seed0)" in text
 
 
 def test_single_seed_single_strategy_report(store, tmp_path) -> None:

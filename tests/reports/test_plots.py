@@ -1,14 +1,15 @@
-"""Figures are valid PNG files of the expected pixel size."""
+"""Figures are valid PNG files of the expected pixel size, labelled and scaled by their metric."""
 
 from __future__ import annotations
 
 import pytest
+from matplotlib.figure import Figure
 from PIL import Image
-from report_cases import parent, table1_runs
+from report_cases import VOLUME, parent, rmatrix, table1_runs
 
+from mscl.metrics.volume import AbsoluteVolumeDifference
 from mscl.reports import plots
 from mscl.reports.compile import compile_runs
-from mscl.tracking.rmatrix import RMatrix
 
 STRATEGIES = ("finetune", "replay")
 
@@ -19,7 +20,7 @@ def pixels(size: tuple[float, float]) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def compiled():
-    joint = RMatrix(strategy="joint", kind="joint", seed=0, order=["joint"], centers=["A"], matrix=[[0.45]])
+    joint = rmatrix("joint", 0, ["joint"], ["A"], [[0.45]], kind="joint")
     runs = [parent(rm) for s in STRATEGIES for rm in table1_runs(s)[:3]] + [parent(joint)]
     return compile_runs(runs)
 
@@ -30,10 +31,12 @@ def check_png(path, size: tuple[int, int]) -> None:
         assert image.size == size
 
 
-def test_zero_shot_and_bwt_bars(compiled, tmp_path) -> None:
-    section, colors = compiled.sections[0], plots.palette(["finetune", "joint", "replay"])
+@pytest.mark.parametrize("metric", ["dice", VOLUME])
+def test_zero_shot_and_bwt_bars(compiled, tmp_path, metric) -> None:
+    report, colors = compiled.metrics[metric], plots.palette(["finetune", "joint", "replay"])
+    section = report.sections[0]
     check_png(
-        plots.zero_shot_plot(section, compiled.references, colors, tmp_path / "z.png"),
+        plots.zero_shot_plot(section, report.references, colors, tmp_path / "z.png"),
         pixels(plots.CURVE_SIZE),
     )
     check_png(plots.bwt_bars(section, compiled.centers, colors, tmp_path / "b.png"), pixels(plots.BAR_SIZE))
@@ -41,15 +44,42 @@ def test_zero_shot_and_bwt_bars(compiled, tmp_path) -> None:
 
 def test_small_multiples_one_panel_per_order(compiled, tmp_path) -> None:
     colors = plots.palette(list(STRATEGIES))
-    path = plots.per_order_plot(compiled.sections[0], compiled.references, colors, tmp_path / "p.png")
+    report = compiled.headline
+    path = plots.per_order_plot(report.sections[0], report.references, colors, tmp_path / "p.png")
     check_png(path, pixels(plots.PANEL_SIZE))  # one fixed order: one panel
 
 
 def test_heatmap_has_a_std_panel_only_with_several_seeds(compiled, tmp_path) -> None:
-    heatmap = compiled.sections[0].heatmaps["replay"]
+    info = compiled.headline.info
+    heatmap = compiled.headline.sections[0].heatmaps["replay"]
     width, height = plots.HEATMAP_PANEL
     check_png(
-        plots.heatmap_plot("replay", heatmap, "descending", tmp_path / "h.png"), pixels((2 * width, height))
+        plots.heatmap_plot("replay", heatmap, "descending", info, tmp_path / "h.png"),
+        pixels((2 * width, height)),
     )
-    one = compile_runs([parent(table1_runs("replay")[0])]).sections[0].heatmaps["replay"]
-    check_png(plots.heatmap_plot("replay", one, "descending", tmp_path / "h1.png"), pixels((width, height)))
+    one = compile_runs([parent(table1_runs("replay")[0])]).headline.sections[0].heatmaps["replay"]
+    check_png(
+        plots.heatmap_plot("replay", one, "descending", info, tmp_path / "h1.png"), pixels((width, height))
+    )
+
+
+def test_axes_name_the_metric_and_only_a_bounded_one_is_clamped(compiled, tmp_path, monkeypatch) -> None:
+    figures: list[Figure] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or path)
+    colors = plots.palette(["finetune", "joint", "replay"])
+    for metric in ("dice", VOLUME):
+        report = compiled.metrics[metric]
+        plots.zero_shot_plot(report.sections[0], report.references, colors, tmp_path / "z.png")
+        plots.per_order_plot(report.sections[0], report.references, colors, tmp_path / "p.png")
+        heatmap = report.sections[0].heatmaps["replay"]
+        plots.heatmap_plot("replay", heatmap, "descending", report.info, tmp_path / "h.png")
+    dice_curve, dice_panels, dice_heatmap, volume_curve, volume_panels, volume_heatmap = figures
+    assert "Dice" in dice_curve.axes[0].get_ylabel()
+    assert dice_curve.axes[0].get_ylim() == (0.0, 1.0) and dice_panels.axes[0].get_ylim() == (0.0, 1.0)
+    assert AbsoluteVolumeDifference.title in volume_curve.axes[0].get_ylabel()
+    assert AbsoluteVolumeDifference.title in volume_panels.axes[0].get_ylabel()
+    low, high = volume_curve.axes[0].get_ylim()
+    assert high > 1.0 and low > 1.0  # every zero-shot volume lies in [14, 17] ml: not clamped to [0, 1]
+    assert dice_heatmap.axes[0].images[0].get_clim() == (0.0, 1.0)
+    vmin, vmax = volume_heatmap.axes[0].images[0].get_clim()
+    assert vmin == 0.0 and vmax == pytest.approx(float(heatmap.mean.max()))

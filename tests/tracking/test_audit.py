@@ -118,15 +118,19 @@ def test_an_edited_r_matrix_fails_the_r_matrix_check(logged_study: LoggedStudy) 
     run_id = logged_study.parent.info.run_id
     path = artifact_file(logged_study, run_id, "r_matrix.json")
 
-    def change(text: bytes) -> bytes:
-        rmatrix = json.loads(text)
-        rmatrix["matrix"][0][0] = 0.123456
-        return json.dumps(rmatrix).encode()
+    def change(metric: str) -> Callable[[bytes], bytes]:
+        def edit(text: bytes) -> bytes:
+            rmatrix = json.loads(text)
+            rmatrix["metrics"][metric]["matrix"][0][0] = 0.123456
+            return json.dumps(rmatrix).encode()
 
-    with tampered(path, change):
-        problems = failed(audit_run(run_id, tracking_uri=logged_study.uri))
-    assert list(problems) == ["R matrix"]
-    assert problems["R matrix"].startswith("1 value(s) differ: stage1-Big Big: r_matrix 0.1235")
+        return edit
+
+    for metric in ("dice", "ndsc"):  # every metric's matrix is checked, not only the headline
+        with tampered(path, change(metric)):
+            problems = failed(audit_run(run_id, tracking_uri=logged_study.uri))
+        assert list(problems) == ["R matrix"]
+        assert problems["R matrix"].startswith(f"1 value(s) differ: stage1-Big {metric} Big: r_matrix 0.1235")
 
 
 def test_unknown_and_stage_runs_are_user_errors(logged_study: LoggedStudy) -> None:

@@ -16,17 +16,15 @@ from typer.testing import CliRunner
 
 from mscl.api import train_study
 from mscl.cli.main import app
-from mscl.config import ExperimentConfig, load_config
+from mscl.config import ExperimentConfig
 from mscl.errors import StudyInterrupted
 from mscl.protocol.observers import StudyObserver
+from mscl.protocol.results import StudyResult
 from mscl.strategies.base import StagePlan
+from mscl.testing.strategies import contract_config
 from mscl.tracking.rmatrix import load_r_matrix
 
-SETTINGS = {
-    "model": {"channels": [2, 4, 8]},
-    "train": {"patch_size": [8, 8, 8], "epochs": 3, "checkpoint_every": 1},
-    "memory": {"per_center_quota": 1, "backend": "hdf5"},
-}
+RESUME = {"train": {"epochs": 3}, "memory": {"backend": "hdf5"}, "tracking": {"experiment": "resume"}}
 
 
 class InterruptAt(StudyObserver):
@@ -45,22 +43,14 @@ class InterruptAt(StudyObserver):
 
 
 def config(tmp_path: Path, strategy: str) -> ExperimentConfig:
-    extra = {
-        "strategy": {"name": strategy},
-        "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "resume"},
-        "train": {"checkpoint_dir": str(tmp_path / "checkpoints")},
-        "memory": {"path": str(tmp_path / "memory")},
-    }
-    return load_config("tiny", overrides=[SETTINGS, extra])
+    return contract_config(strategy, tmp_path, RESUME)
 
 
 @pytest.fixture(scope="module")
-def reference(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
-    """Uninterrupted R matrices of fine-tuning and replay."""
+def reference(blob_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, StudyResult]:
+    """Uninterrupted studies of fine-tuning and replay."""
     tmp = tmp_path_factory.mktemp("reference")
-    return {
-        s: train_study(blob_dataset, config(tmp, s), quiet=True)[0].matrix for s in ("finetune", "replay")
-    }
+    return {s: train_study(blob_dataset, config(tmp, s), quiet=True)[0] for s in ("finetune", "replay")}
 
 
 def interrupted_run(blob_dataset: Path, cfg: ExperimentConfig, observer: StudyObserver) -> str:
@@ -88,7 +78,7 @@ def resume(run_id: str, blob_dataset: Path, cfg: ExperimentConfig, *extra: str) 
 def test_resume_gives_the_uninterrupted_r_matrix(
     blob_dataset: Path,
     tmp_path: Path,
-    reference: dict[str, np.ndarray],
+    reference: dict[str, StudyResult],
     strategy: str,
     index: int,
     epoch: int | None,
@@ -99,7 +89,10 @@ def test_resume_gives_the_uninterrupted_r_matrix(
     assert code == 0, output
     client = MlflowClient(cfg.tracking.uri)
     assert client.get_run(run_id).info.status == "FINISHED"
-    np.testing.assert_array_equal(load_r_matrix(client, run_id).r, reference[strategy])
+    resumed = load_r_matrix(client, run_id)
+    assert list(resumed.metrics) == reference[strategy].metrics
+    for metric in resumed.metrics:
+        np.testing.assert_array_equal(resumed.values(metric), reference[strategy].matrix_of(metric))
     stages = client.search_runs(
         [client.get_run(run_id).info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
     )

@@ -9,6 +9,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from mscl.cli.main import app
+from mscl.config import DEFAULT_METRICS
 from mscl.tracking.rmatrix import load_r_matrix
 
 TINY = ["--preset", "tiny", "--set", "model.channels=[2,4,8]", "--set", "train.patch_size=[8,8,8]"]
@@ -61,7 +62,17 @@ def test_one_parent_run_per_seed_with_tags_and_params(trained: tuple[str, str]) 
         assert params["strategy.name"] == "replay"
         assert params["train.epochs"] == "1"
         assert run.info.status == "FINISHED"
-        assert {"bwt", "acc", "fwt", "forgetting", "bwt/Big"} <= set(run.data.metrics)
+        for metric in DEFAULT_METRICS:
+            expected = {f"{k}/{metric}" for k in ("acc", "bwt", "fwt", "forgetting")} | {f"bwt/{metric}/Big"}
+            assert expected | {f"zero_shot/{metric}/stage3"} <= set(run.data.metrics)
+        rmatrix = load_r_matrix(client, run.info.run_id)
+        assert list(rmatrix.metrics) == list(DEFAULT_METRICS)
+        fdr = rmatrix.metric("lesion_fdr")
+        assert not fdr.higher_is_better  # sign-aware BWT: positive means fewer false detections than before
+        k = len(rmatrix.order) - 1
+        expected_bwt = sum(fdr.r[i, rmatrix.centers.index(c)] - fdr.r[k, rmatrix.centers.index(c)]
+                           for i, c in enumerate(rmatrix.order[:-1])) / k  # fmt: skip
+        assert run.data.metrics["bwt/lesion_fdr"] == pytest.approx(expected_bwt, nan_ok=True)
 
 
 def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, str]) -> None:
@@ -78,10 +89,12 @@ def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, s
     rmatrix = load_r_matrix(client, parent.info.run_id)
     for stage in stages:
         index = int(stage.data.tags["mscl.stage"]) - 1
-        row = [stage.data.metrics[f"test_dice/{c}"] for c in rmatrix.centers]
-        assert row == pytest.approx(rmatrix.matrix[index])
+        for metric in rmatrix.metrics:
+            row = [stage.data.metrics[f"test/{metric}/{c}"] for c in rmatrix.centers]
+            assert row == pytest.approx(list(rmatrix.values(metric)[index]), nan_ok=True)
         artifacts = {a.path for a in client.list_artifacts(stage.info.run_id)}
-        assert {"checkpoint", "memory_manifest.json", "per_case_dice.json"} <= artifacts
+        assert {"checkpoint", "memory_manifest.json", "per_case_scores.json"} <= artifacts
+        assert stage.data.metrics["strategy/state_bytes"] == 0  # replay's memory is rebuilt, not state
         history = client.get_metric_history(stage.info.run_id, "train/loss")
         assert [m.step for m in history] == [0]
         parts = {k: v for k, v in stage.data.metrics.items() if k.startswith("time/")}
@@ -89,14 +102,16 @@ def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, s
         assert sum(parts.values()) == pytest.approx(stage.data.metrics["stage_seconds"])
         assert parts["time/train_s"] >= stage.data.metrics["train/seconds"]
     assert rmatrix.order == ["Big", "Mid", "Small"]
-    assert rmatrix.baseline is not None
+    assert rmatrix.metric().baseline is not None
 
 
 def test_unknown_strategy_and_missing_dataset_are_clear_errors(blob_dataset: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(app, ["train", "--data", str(blob_dataset), "--strategy", "magic", *TINY])
     assert bad.exit_code == 2
-    assert "strategy.name" in bad.stderr
+    assert (
+        "strategy: unknown strategy 'magic'; known: cumulative, finetune, joint, replay, single" in bad.stderr
+    )
     missing = runner.invoke(app, ["train", "--data", str(tmp_path / "nope"), "--strategy", "finetune", *TINY])
     assert missing.exit_code == 2
     assert "dataset directory not found" in missing.stderr
@@ -147,8 +162,9 @@ def test_evaluate_scores_a_logged_checkpoint(
     exp = client.get_experiment_by_name(experiment)
     [evaluation] = client.search_runs([exp.experiment_id], "tags.`mscl.kind` = 'evaluate'")
     assert evaluation.data.tags["mscl.source_run"] != parent.info.run_id  # the stage run was scored
-    scored = [evaluation.data.metrics[f"test_dice/{c}"] for c in rmatrix.centers]
-    assert scored == pytest.approx(rmatrix.matrix[2])  # the checkpoint reproduces the last R row
+    for metric in rmatrix.metrics:  # the checkpoint reproduces the last R row of every metric
+        scored = [evaluation.data.metrics[f"test/{metric}/{c}"] for c in rmatrix.centers]
+        assert scored == pytest.approx(list(rmatrix.values(metric)[2]), nan_ok=True)
     assert len(list(out.glob("*_pred.nii.gz"))) >= 3
 
 

@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from mscl.cli.main import app
 from mscl.tracking.checkpoints import stage_runs
-from mscl.tracking.lineage import CHECKPOINT_SHA_TAG, file_sha256
+from mscl.tracking.lineage import file_sha256
 from mscl.tracking.rmatrix import load_r_matrix
+from mscl.tracking.tree import CHECKPOINT_SHA_TAG
 from mscl.tracking.uri import DEFAULT_CONNECT_TIMEOUT_S, HTTP_RETRY_DEFAULTS
 from tests.tracking.mlflow_server import Fault, FlakyProxy, MlflowServer, free_port
 
@@ -73,8 +74,8 @@ def assert_study_tree(client: MlflowClient, parent: Run, downloads: Path) -> Non
     rmatrix = load_r_matrix(client, parent.info.run_id)
     for index, stage in enumerate(stages):
         assert stage.info.status == "FINISHED"
-        assert [stage.data.metrics[f"test_dice/{c}"] for c in rmatrix.centers] == pytest.approx(
-            rmatrix.matrix[index]
+        assert [stage.data.metrics[f"test/dice/{c}"] for c in rmatrix.centers] == pytest.approx(
+            list(rmatrix.values("dice")[index])
         )
         path = client.download_artifacts(stage.info.run_id, "checkpoint/model.pt", str(downloads))
         assert file_sha256(Path(path)) == stage.data.tags[CHECKPOINT_SHA_TAG]

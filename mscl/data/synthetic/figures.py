@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mscl.data.dataset import PreparedDataset
+from mscl.data.manifest import CaseRecord
 from mscl.data.synthetic.checks import THRESHOLD_GRID, dice_curve
 
 
@@ -18,7 +19,7 @@ def plot_centers(directory: Path, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     with PreparedDataset(directory) as dataset:
-        firsts = {}
+        firsts: dict[tuple[str, str], CaseRecord] = {}
         for case in dataset.manifest.cases:
             firsts.setdefault((case.center, case.contrast), case)
         fig, axes = plt.subplots(1, len(firsts), figsize=(2.2 * len(firsts), 2.8), squeeze=False)

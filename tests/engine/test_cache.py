@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mscl.data.cache import CaseCache
+from mscl.engine.cache import CaseCache
 from mscl.errors import DataError
 
 

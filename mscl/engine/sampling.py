@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mscl.data.cache import CaseCache
+from mscl.engine.cache import CaseCache
 
 ROTATION_AXES = (0, 1)  # the plane :func:`_source_index` rotates in (output axes i, j)
 

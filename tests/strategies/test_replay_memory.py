@@ -9,10 +9,9 @@ import pytest
 
 from mscl.config import MemoryConfig
 from mscl.errors import MemoryBackendError
-from mscl.memory_backends.policy import CaseInfo, ReplayMemory, ReplayPolicy
 from mscl.memory_backends.ram import RamBackend
-
-from .conftest import sample
+from mscl.strategies.replay_memory import CaseInfo, ReplayMemory, ReplayPolicy
+from tests.memory_backends.conftest import sample
 
 
 def cases(center: str, n: int, nbytes: int = 100) -> list[CaseInfo]:

@@ -1,7 +1,7 @@
 """The in-memory case cache of one training stage, on the training device.
 
 Every case of a stage (current center plus replay memory) is copied once into one padded tensor; patches
-are then sampled there (:mod:`mscl.data.sampling`) and training never reads from disk.
+are then sampled there (:mod:`mscl.engine.sampling`) and training never reads from disk.
 Each case sits at the origin of the common shape ``(D, H, W)`` (the per-axis maximum of the case shapes,
 raised to ``min_shape``); ``extents`` holds its own shape, the rest is zero padding.
 """

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from mscl.data.cache import CaseCache
-from mscl.data.sampling import ROTATION_AXES, draw_patch_params, gather_patches, sample_patches
+from mscl.engine.cache import CaseCache
+from mscl.engine.sampling import ROTATION_AXES, draw_patch_params, gather_patches, sample_patches
 
 SHAPES = [(11, 12, 9), (8, 9, 10), (12, 10, 12)]
 

@@ -1,0 +1,1 @@
+"""An mscl plugin: a strategy, a metric and a memory backend registered through entry points."""
