@@ -37,6 +37,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy mscl
 
 # Regenerate the pinned lock from the current environment (after changing pyproject dependencies).
 lock: $(STAMP)

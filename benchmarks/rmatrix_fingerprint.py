@@ -20,14 +20,22 @@ from pathlib import Path
 STRATEGIES = ("single", "finetune", "replay", "joint", "cumulative")
 
 
-def fingerprint(work: Path, strategies: tuple[str, ...], epochs: int) -> dict[str, dict[str, object]]:
-    """Prepare the tiny dataset under ``work`` and train every strategy once for ``epochs`` a stage."""
+def fingerprint(
+    work: Path,
+    strategies: tuple[str, ...],
+    epochs: int,
+    data: Path | None = None,
+    overrides: tuple[str, ...] = (),
+) -> dict[str, dict[str, object]]:
+    """Train every strategy once for ``epochs`` a stage on ``data`` (default: the tiny synthetic dataset,
+    generated under ``work``), with ``overrides`` (``section.key=value``) on the tiny preset."""
     from mscl.api import train_study
     from mscl.config import load_config
     from mscl.data.synthetic import generate_dataset
 
-    data = work / "data"
-    generate_dataset(data, load_config("tiny"), quiet=True)
+    if data is None:
+        data = work / "data"
+        generate_dataset(data, load_config("tiny"), quiet=True)
     out: dict[str, dict[str, object]] = {}
     for name in strategies:
         cfg = load_config(
@@ -38,6 +46,7 @@ def fingerprint(work: Path, strategies: tuple[str, ...], epochs: int) -> dict[st
                 f"train.epochs={epochs}",
                 f"tracking.uri=sqlite:///{work / 'mlflow.db'}",
                 f"train.checkpoint_dir={work / 'checkpoints'}",
+                *overrides,
             ],
         )
         (result,) = train_study(data, cfg, quiet=True)
@@ -63,9 +72,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--epochs", type=int, default=2, help="epochs a stage (the tiny preset: 2)")
+    parser.add_argument("--data", type=Path, help="a prepared dataset instead of the tiny synthetic one")
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. model.channels=[2,4,8]")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mscl-fingerprint-") as tmp:
-        result = fingerprint(Path(tmp), tuple(args.strategies.split(",")), args.epochs)
+        strategies = tuple(args.strategies.split(","))
+        result = fingerprint(Path(tmp), strategies, args.epochs, args.data, tuple(args.set))
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,25 +11,23 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mscl.config import (
-    ExperimentConfig,
-    deep_merge,
-    parse_override,
-    preset_mapping,
-    read_yaml,
-    validate_mapping,
-)
+from mscl.config import ExperimentConfig, load_config
 from mscl.data.dataset import PreparedDataset
 from mscl.data.predictions import PredictionWriter
-from mscl.errors import StudyInterrupted, TrackingError
+from mscl.errors import StudyInterrupted, TrackingError, first_line
+from mscl.interrupts import sigterm_as_interrupt as sigterm_as_interrupt  # the API's, re-exported
+from mscl.permissions import owner_writes
 from mscl.progress import progress_bar
 from mscl.protocol.loop import StudySetup, plan_study, run_study, stage_epochs
 from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver
+from mscl.protocol.preflight import check_study
 from mscl.protocol.results import StudyResult
 from mscl.tracking.tree import SEED_TAG
 
 if TYPE_CHECKING:
+    import torch
     from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
 
 
 def train_study(
@@ -40,14 +35,19 @@ def train_study(
     cfg: ExperimentConfig,
     quiet: bool = False,
     observers: Sequence[StudyObserver] = (),
+    verify_data: bool = False,
 ) -> list[StudyResult]:
     """Run ``cfg.strategy`` for every seed of ``cfg.protocol.seeds``, one MLflow parent run per seed.
+
+    Before the first run is created, everything a user can get wrong is checked
+    (:func:`mscl.protocol.preflight.check_study`: device, folders, every case of the study readable).
 
     Args:
         data_dir: a prepared dataset directory.
         cfg: the resolved configuration.
         quiet: no progress bars or tables.
         observers: extra observers of every study (notebooks, tests).
+        verify_data: also check every case of the study against its sha256 before starting.
 
     Returns:
         One :class:`StudyResult` per seed, in seed order.
@@ -57,12 +57,14 @@ def train_study(
     """
     from mscl.tracking.runs import use_tracking_uri
 
-    use_tracking_uri(cfg.tracking.uri, cfg.tracking.connect_timeout_s)
-    with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
-        return [
-            _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers)
-            for seed in cfg.protocol.seeds
-        ]
+    with owner_writes():
+        use_tracking_uri(cfg.tracking.uri, cfg.tracking.connect_timeout_s, cfg.tracking.retry_budget_s)
+        with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
+            check_study(dataset, cfg, verify=verify_data)
+            return [
+                _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers)
+                for seed in cfg.protocol.seeds
+            ]
 
 
 def resume_study(
@@ -75,27 +77,34 @@ def resume_study(
     overrides: Sequence[str | Mapping[str, Any]] = (),
     quiet: bool = False,
     observers: Sequence[StudyObserver] = (),
+    verify_data: bool = False,
 ) -> StudyResult:
     """Continue the interrupted study of parent run ``run_id`` where it stopped.
 
-    The run's logged configuration is used; settings given here must agree with it, and the dataset must
-    have the logged digest, otherwise nothing is resumed and the differences are named.
+    The run's logged configuration is used (read back only once it matches its logged sha256); settings
+    given here must agree with it, and the dataset must have the logged digest, otherwise nothing is
+    resumed and the differences are named. A FINISHED run is refused.
     """
     from mlflow.tracking import MlflowClient
 
     from mscl.tracking.checkpoints import run_config
     from mscl.tracking.resume import check_resumable, parent_run
     from mscl.tracking.runs import use_tracking_uri
+    from mscl.tracking.uri import apply_http_defaults, is_http
 
-    client = MlflowClient(use_tracking_uri(tracking_uri))
-    parent = parent_run(client, run_id)
-    logged = run_config(client, parent)
-    current = resolve_against(logged, preset, config_file, overrides)
-    seed = int(parent.data.tags[SEED_TAG])
-    with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
-        check_resumable(parent, logged, current, dataset.manifest.digest())
-        setup = plan_study(dataset, logged, seed)
-        return _run_seed(dataset, logged, seed, setup, quiet, observers, resume=parent)
+    with owner_writes():
+        client = MlflowClient(use_tracking_uri(tracking_uri))
+        parent = parent_run(client, run_id)
+        logged = run_config(client, parent)
+        current = resolve_against(logged, preset, config_file, overrides)
+        if is_http(client.tracking_uri):
+            apply_http_defaults(budget_s=current.tracking.retry_budget_s)
+        seed = int(parent.data.tags[SEED_TAG])
+        with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
+            check_resumable(parent, logged, current, dataset.manifest.digest())
+            check_study(dataset, logged, verify=verify_data)
+            setup = plan_study(dataset, logged, seed)
+            return _run_seed(dataset, logged, seed, setup, quiet, observers, resume=parent)
 
 
 def resolve_against(
@@ -104,15 +113,9 @@ def resolve_against(
     config_file: Path | None,
     overrides: Sequence[str | Mapping[str, Any]],
 ) -> ExperimentConfig:
-    """The configuration a resume command asks for: the logged one with the given settings applied."""
-    merged: dict[str, Any] = logged.model_dump(mode="json")
-    if preset is not None and preset != logged.preset:
-        merged = deep_merge(preset_mapping(preset), {"preset": preset})
-    if config_file is not None:
-        merged = deep_merge(merged, read_yaml(config_file))
-    for override in overrides:
-        merged = deep_merge(merged, parse_override(override) if isinstance(override, str) else override)
-    return validate_mapping(merged, source="resume settings")
+    """The configuration a resume command asks for: the logged one with the given settings applied, through
+    the very resolution of every other command (:func:`mscl.config.load_config`)."""
+    return load_config(preset, config_file, overrides, base=logged)
 
 
 def _run_seed(
@@ -126,23 +129,28 @@ def _run_seed(
 ) -> StudyResult:
     """One (strategy, seed) study inside its MLflow parent run, resumed when ``resume`` is given."""
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
     from mscl.protocol.checkpoints import CheckpointObserver, StateStore
     from mscl.tracking.lineage import LineageObserver
     from mscl.tracking.resume import ResumeInfo, load_resume_info
-    from mscl.tracking.runs import MlflowStudyObserver, log_study_result, study_run
+    from mscl.tracking.runs import MlflowStudyObserver, StudyRunRef, log_study_result, study_run
+    from mscl.tracking.uri import configured_wait_s, is_http
 
     started = time.perf_counter()
     stages = setup.strategy.plan(setup.order)
     resume_id = resume.info.run_id if resume is not None else None
-    run_id = resume_id or "?"
+    ref = StudyRunRef(run_id=resume_id, ready=resume_id is not None)
     try:
+        info = ResumeInfo()
+        if resume is not None:  # everything read back is verified before the run is re-opened
+            store = StateStore(cfg.train.checkpoint_dir / resume.info.run_id)
+            info = load_resume_info(MlflowClient(), resume, stages, store)
         with (
-            study_run(cfg, seed, setup, dataset, resume_id) as (client, run_id),
+            study_run(cfg, seed, setup, dataset, resume_id, ref) as (client, run_id),
             progress_bar(quiet) as bar,
         ):
             store = StateStore(cfg.train.checkpoint_dir / run_id)
-            info = load_resume_info(client, resume, stages, store) if resume is not None else ResumeInfo()
             observer = CompositeObserver(
                 [
                     MlflowStudyObserver(client, run_id, cfg, reattach=info.stage_runs),
@@ -156,33 +164,29 @@ def _run_seed(
             earlier = sum(outcome.seconds for outcome in info.point.finished.values())
             log_study_result(client, run_id, result, time.perf_counter() - started + earlier)
     except MlflowException as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"run {run_id}: the tracking store failed mid-run: {first_line}") from None
+        import mlflow
+
+        uri = mlflow.get_tracking_uri()
+        what = f"the tracking server {uri}" if is_http(uri) else f"the tracking store {uri}"
+        when = f"run {ref.run_id}: {what} failed mid-run" if ref.run_id else f"{what} failed before the run"
+        waited = f", after retrying for about {configured_wait_s():.0f} s (tracking.retry_budget_s)"
+        raise TrackingError(f"{when}{waited if is_http(uri) else ''}: {first_line(exc)}") from None
     except KeyboardInterrupt:
+        if ref.run_id is None:
+            raise StudyInterrupted("interrupted before the run was created: nothing to resume") from None
+        if not ref.ready:
+            raise StudyInterrupted(
+                f"interrupted while run {ref.run_id} was being set up: it ended as KILLED with nothing "
+                "trained; start the study again"
+            ) from None
         raise StudyInterrupted(
-            f"interrupted: run {run_id} ended as KILLED; continue it with "
-            f"`mscl train --resume {run_id} --data {dataset.directory}`"
+            f"interrupted: run {ref.run_id} ended as KILLED; continue it with "
+            f"`mscl train --resume {ref.run_id} --data {dataset.directory}`"
         ) from None
+    finally:
+        setup.strategy.close()  # run_study closes it too; this is for a failure before the loop (idempotent)
     Console(quiet=quiet).print(result_table(result, run_id))
     return result
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (a preempted job, ``kill``) like Ctrl-C while training, in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def result_table(result: StudyResult, run_id: str) -> Table:
@@ -223,15 +227,33 @@ def evaluate_run(
     from mlflow.tracking import MlflowClient
 
     from mscl.engine.device import resolve_device
-    from mscl.engine.evaluation import evaluate_centers
     from mscl.tracking.checkpoints import load_stage_model, run_config, stage_run
-    from mscl.tracking.runs import log_evaluation, use_tracking_uri
+    from mscl.tracking.runs import use_tracking_uri
 
-    client = MlflowClient(use_tracking_uri(tracking_uri))
-    run = stage_run(client, run_id, stage)
-    cfg = run_config(client, run)
-    device = resolve_device(cfg.train.device)
-    model = load_stage_model(client, run, cfg).to(device)
+    with owner_writes():
+        client = MlflowClient(use_tracking_uri(tracking_uri))
+        run = stage_run(client, run_id, stage)
+        cfg = run_config(client, run)
+        device = resolve_device(cfg.train.device)
+        model = load_stage_model(client, run, cfg).to(device)
+        return _evaluate(client, run, cfg, model, device, data_dir, split, save_predictions, quiet)
+
+
+def _evaluate(
+    client: MlflowClient,
+    run: Run,
+    cfg: ExperimentConfig,
+    model: torch.nn.Module,
+    device: torch.device,
+    data_dir: Path,
+    split: str,
+    save_predictions: Path | None,
+    quiet: bool,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Score ``model`` (the verified checkpoint of ``run``) on ``data_dir`` and log the evaluate run."""
+    from mscl.engine.evaluation import evaluate_centers
+    from mscl.tracking.runs import log_evaluation
+
     with PreparedDataset(data_dir) as dataset:
         writer = PredictionWriter(save_predictions, dataset) if save_predictions else None
         records = dataset.manifest.cases_of(split=None if split == "all" else split)  # type: ignore[arg-type]

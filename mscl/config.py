@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from mscl.errors import ConfigError
-from mscl.plugins import METRICS_GROUP, Registry
+from mscl.plugins import MEMORY_BACKENDS_GROUP, METRICS_GROUP, Registry
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
 DEFAULT_PRESET = "quick"
@@ -147,15 +147,38 @@ class StrategyOptions(StrictModel):
     carry_over: Literal["full", "encoder"] = "full"
 
 
+Selection = Literal["random", "lesion_stratified", "reservoir"]
+"""Replay policies of :class:`mscl.strategies.replay_memory.ReplayPolicy`."""
+
+
 class MemoryConfig(StrictModel):
     """Replay memory: backend, quota, selection."""
 
-    backend: str = "ram"
-    per_center_quota: int = Field(20, ge=1)
-    byte_budget: int | None = Field(None, ge=1, description="Max image + label bytes kept per center.")
-    selection: Literal["random", "lesion_stratified"] = "random"
+    backend: str = Field(
+        "ram", description="A registered memory backend (mscl.memory_backends entry points)."
+    )
+    per_center_quota: int = Field(20, ge=1, description="Cases kept per center (random, lesion_stratified).")
+    byte_budget: int | None = Field(
+        None, ge=1, description="Max image + label bytes kept per center (reservoir: in the whole memory)."
+    )
+    selection: Selection = "random"
+    capacity: int | None = Field(None, ge=1, description="Cases in the whole memory (reservoir only).")
     compression: bool = True
     path: Path | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _registered_backend(cls, value: str) -> str:
+        registry: Registry[type] = Registry(MEMORY_BACKENDS_GROUP, "memory backend", ConfigError)
+        if value not in registry.names():
+            raise ValueError(registry.unknown(value))
+        return value
+
+    @model_validator(mode="after")
+    def _capacity_with_reservoir(self) -> MemoryConfig:
+        if (self.selection == "reservoir") != (self.capacity is not None):
+            raise ValueError("capacity is required by selection reservoir, and used by it only")
+        return self
 
 
 class ProtocolConfig(StrictModel):
@@ -221,10 +244,17 @@ class TrackingConfig(StrictModel):
     """MLflow tracking."""
 
     uri: str | None = Field(None, description="Default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db.")
-    experiment: str = "mscl"
+    experiment: str = Field("mscl", min_length=1)
     system_metrics: bool = False
     connect_timeout_s: float = Field(
         5.0, gt=0, description="Seconds a tracking server may take to answer before a command fails."
+    )
+    retry_budget_s: float = Field(
+        600.0,
+        ge=0,
+        le=1080,
+        description="Seconds one request to a tracking server may wait out an outage during a command "
+        "(retries with growing waits; at most 1080 s, MLflow's 10 retries of at most 120 s; 0: no retries).",
     )
 
 
@@ -282,6 +312,10 @@ class ExperimentConfig(StrictModel):
         return flatten_config(self.model_dump(mode="json"))
 
 
+SECTIONS: tuple[str, ...] = tuple(name for name in ExperimentConfig.model_fields if name != "preset")
+"""The sections of a configuration: each must be a mapping of settings."""
+
+
 def flatten_config(tree: Mapping[str, Any]) -> dict[str, str]:
     """Flattened ``section.key -> value`` strings of a config mapping (e.g. a logged ``config.yaml``)."""
     return {key: str(value) for key, value in _flatten(tree).items()}
@@ -337,46 +371,99 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """Turn ``train.epochs=3`` into ``{"train": {"epochs": 3}}`` (the value is parsed as YAML)."""
+    """Turn ``train.epochs=3`` into ``{"train": {"epochs": 3}}`` (the value is parsed as YAML).
+
+    Raises:
+        ConfigError: no ``=``, an empty key part, or a value that is not valid YAML.
+    """
     key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
+    parts = key.strip().split(".")
+    if not sep or not all(part.strip() for part in parts):
         raise ConfigError(f"override {text!r}: expected section.key=value")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({problem})") from None
     tree: dict[str, Any] = {}
     node = tree
-    parts = key.strip().split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+        node = node.setdefault(part.strip(), {})
+    node[parts[-1].strip()] = value
     return tree
+
+
+Override = str | Mapping[str, Any]
+"""A ``section.key=value`` string (``--set``) or a nested mapping (CLI flags, API callers)."""
+
+
+def check_sections(layer: Mapping[str, Any], source: str) -> None:
+    """Refuse a layer that replaces a section (``train``, ``memory``, ...) with anything but a mapping.
+
+    Checked on every layer before it is merged: a scalar section merged first and a mapping merged over it
+    later (``--set train=3`` followed by ``--epochs 2``) would otherwise silently bring the defaults back.
+
+    Raises:
+        ConfigError: ``<source>: train: must be a mapping of settings, not int``.
+    """
+    for key, value in layer.items():
+        if key in SECTIONS and not isinstance(value, Mapping):
+            kind = "null" if value is None else type(value).__name__
+            raise ConfigError(f"{source}: {key}: must be a mapping of settings, not {kind}")
+
+
+def merge_layers(base: Mapping[str, Any], layers: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """``base`` with every ``(source, mapping)`` layer merged over it in order, each checked first."""
+    merged = dict(base)
+    for source, layer in layers:
+        check_sections(layer, source)
+        merged = deep_merge(merged, layer)
+    return merged
+
+
+def override_layers(overrides: Iterable[Override]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(source, mapping)`` layers of ``--set`` strings and override mappings, in order."""
+    return [
+        (f"override {o!r}", parse_override(o)) if isinstance(o, str) else ("override", o) for o in overrides
+    ]
 
 
 def load_config(
     preset: str | None = None,
     config_file: Path | None = None,
-    overrides: Iterable[str | Mapping[str, Any]] = (),
+    overrides: Iterable[Override] = (),
+    *,
+    base: ExperimentConfig | None = None,
 ) -> ExperimentConfig:
     """Resolve preset, file and overrides into one validated :class:`ExperimentConfig`.
+
+    The one resolution path of every command (``config show``, ``prepare``, ``train``, ``train --resume``,
+    ``bench``): the same layers, the same section checks, the same validation.
 
     Args:
         preset: Name of a shipped preset; defaults to the file's ``preset`` key, then ``quick``.
         config_file: Optional YAML file with any subset of the sections.
         overrides: ``section.key=value`` strings or nested mappings, applied in order.
+        base: A configuration to apply the file and overrides to instead of a preset (the logged one of a
+            resumed run), unless ``preset`` names a different preset.
 
     Raises:
         ConfigError: naming every invalid field as ``section.key: problem``.
     """
     user = read_yaml(config_file) if config_file is not None else {}
-    name = preset or user.get("preset") or DEFAULT_PRESET
-    merged = deep_merge(preset_mapping(name), user)
-    for override in overrides:
-        merged = deep_merge(merged, parse_override(override) if isinstance(override, str) else override)
+    if base is not None and preset in (None, base.preset):
+        name, start, source = base.preset, base.model_dump(mode="json"), "resume settings"
+    else:
+        name = preset or user.get("preset") or DEFAULT_PRESET
+        start, source = preset_mapping(name), str(config_file) if config_file else f"preset {name}"
+    merged = merge_layers(start, [(str(config_file), user), *override_layers(overrides)])
     merged["preset"] = name
-    return validate_mapping(merged, source=str(config_file) if config_file else f"preset {name}")
+    return validate_mapping(merged, source=source)
 
 
 def validate_mapping(mapping: Mapping[str, Any], source: str = "config") -> ExperimentConfig:
     """Validate a merged mapping, raising :class:`ConfigError` listing every problem."""
+    check_sections(mapping, source)
     try:
         return ExperimentConfig.model_validate(mapping)
     except ValidationError as exc:
@@ -403,6 +490,7 @@ _MESSAGES = {
     "missing": "required",
     "literal_error": "must be one of {expected}",
     "too_short": "needs at least {min_length} items",
+    "string_too_short": "must not be empty",
 }
 
 

@@ -72,6 +72,23 @@ def test_bench_on_a_prepared_dataset_trains_its_first_stage(blob_dataset: Path, 
     assert report["training"]["cases"] == 3  # Big: 4 subjects, floor(4 * 0.34) = 1 of them for testing
 
 
+def test_bench_times_each_strategy_step_against_model_only(blob_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--data", str(blob_dataset), *TINY, "--device", "cpu", "--steps", "1"]
+    args += ["--json", str(out)]
+    result = CliRunner().invoke(app, [*args, "--strategies", "finetune,ewc,lwf,replay"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    model_only = report["training"]["model_only_patches_per_s"]
+    assert list(report["strategies"]) == ["finetune", "ewc", "lwf", "replay"]
+    for figures in report["strategies"].values():
+        assert figures["end_to_end_patches_per_s"] > 0
+        assert figures["vs_model_only"] == pytest.approx(figures["end_to_end_patches_per_s"] / model_only)
+    assert "strategy lwf" in result.stdout
+    unknown = CliRunner().invoke(app, ["bench", "--preset", "tiny", "--strategies", "ewc,magic"])
+    assert unknown.exit_code == 2 and "unknown strategy 'magic'; known: " in unknown.stderr
+
+
 def test_bench_refuses_bad_steps() -> None:
     result = CliRunner().invoke(app, ["bench", "--preset", "tiny", "--steps", "0"])
     assert result.exit_code == 2

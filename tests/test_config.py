@@ -62,7 +62,12 @@ def test_every_synthetic_center_keeps_a_test_subject() -> None:
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("train.epochs", "expected section.key=value"), ("=3", "expected section.key=value")],
+    [
+        ("train.epochs", "expected section.key=value"),
+        ("=3", "expected section.key=value"),
+        ("train..epochs=3", "expected section.key=value"),
+        ("train.epochs=[", r"override 'train.epochs=\[': the value is not valid YAML"),
+    ],
 )
 def test_malformed_overrides(text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
@@ -85,3 +90,35 @@ def test_yaml_round_trip_and_flat_params() -> None:
     flat = cfg.flat()
     assert flat["train.epochs"] == str(cfg.train.epochs)
     assert flat["model.channels"] == "[8, 16, 32, 64]"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["train=3"], ["train=3", "train.epochs=2"], ["train=3", {"train": {}}], [{"memory": "hdf5"}]],
+    ids=["scalar", "scalar-then-key", "scalar-then-cli-flags", "mapping-override"],
+)
+def test_a_section_replaced_by_a_scalar_is_refused(overrides: list) -> None:
+    """Merged over later, an emptied section would silently bring back the defaults (150 epochs, 64^3)."""
+    section = "memory" if isinstance(overrides[0], dict) else "train"
+    kind = "str" if section == "memory" else "int"
+    with pytest.raises(ConfigError, match=f"{section}: must be a mapping of settings, not {kind}$"):
+        load_config("tiny", overrides=overrides)
+
+
+def test_a_config_file_section_must_be_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("preset: tiny\ntrain: 3\n")
+    with pytest.raises(ConfigError, match=f"{path}: train: must be a mapping of settings, not int"):
+        load_config(config_file=path)
+
+
+def test_resume_settings_resolve_like_every_command() -> None:
+    from mscl.api import resolve_against
+
+    logged = load_config("tiny", overrides=["train.epochs=3"])
+    assert resolve_against(logged, None, None, ["train.epochs=3"]) == logged
+    assert resolve_against(logged, None, None, [{"train": {}}]) == logged
+    with pytest.raises(ConfigError, match="train: must be a mapping of settings, not int"):
+        resolve_against(logged, None, None, ["train=3", {"train": {}}])
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve_against(logged, None, None, ["train.epochs=["])

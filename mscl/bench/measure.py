@@ -12,20 +12,21 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mscl.config import ExperimentConfig
+from mscl.config import ExperimentConfig, TrainConfig
 from mscl.engine.cache import CaseCache
 from mscl.engine.device import configure_determinism
 from mscl.engine.evaluation import TestCase, evaluate_centers
-from mscl.engine.trainer import StageState, make_optimizer, optimizer_step, train_stage
+from mscl.engine.trainer import LossTerm, StageState, make_optimizer, optimizer_step, train_stage
 from mscl.memory_backends.base import SampleMeta
 from mscl.memory_backends.registry import MEMORY_BACKENDS
 from mscl.models.unet import build_model
+from mscl.strategies.base import ExtraCase, StageContext, StagePlan
 from mscl.strategies.replay_memory import ReplayMemory, ReplayPolicy
 
 Case = tuple[np.ndarray, np.ndarray]
@@ -108,8 +109,7 @@ def training_rates(
     model = build_model(cfg.model, seed=0).to(device)
     configure_determinism(train.deterministic, device)
     optimizer = make_optimizer(model, train)
-    staged = build_model(cfg.model, seed=0).to(device)
-    state: StageState | None = None
+    staged = StageRounds(build_model(cfg.model, seed=0).to(device), cache, train)
 
     def model_round() -> None:
         for batch in batches:
@@ -118,12 +118,69 @@ def training_rates(
     model_best, stage_best = 0.0, 0.0
     for epoch in range(rounds + 1):  # round 0 warms both up
         model_rate = sum(batches) / timed(device, model_round)
-        result = train_stage(staged, cache, train, epochs=epoch + 1, seed=0, resume=state)
-        state = result.state
+        stage_rate = staged.run()
         if epoch:
-            model_best = max(model_best, model_rate)
-            stage_best = max(stage_best, result.history[-1]["patches_per_s"])
+            model_best, stage_best = max(model_best, model_rate), max(stage_best, stage_rate)
     return TrainingRates(model_best, stage_best, per_round, rounds, cache_s, cache.nbytes / 1e6, len(cache))
+
+
+class StageRounds:
+    """Epochs of :func:`~mscl.engine.trainer.train_stage` one at a time (resumed from the last), each
+    returning its patches/s: the end-to-end rate as a study trains, with a strategy's loss term if given."""
+
+    def __init__(
+        self, model: torch.nn.Module, cache: CaseCache, train: TrainConfig, loss_term: LossTerm | None = None
+    ) -> None:
+        self.model, self.cache, self.train, self.loss_term = model, cache, train, loss_term
+        self.state: StageState | None = None
+        self.epochs = 0
+
+    def run(self) -> float:
+        """Train one more epoch; its patches/s."""
+        self.epochs += 1
+        result = train_stage(
+            self.model, self.cache, self.train, epochs=self.epochs, seed=0, resume=self.state,
+            loss_term=self.loss_term,
+        )  # fmt: skip
+        self.state = result.state
+        return result.history[-1]["patches_per_s"]
+
+
+def strategy_rates(
+    cases: Sequence[Case], cfg: ExperimentConfig, device: torch.device, rounds: int, names: Sequence[str]
+) -> dict[str, float]:
+    """End-to-end patches/s of each strategy's training step as in its second stage (best of ``rounds``
+    epochs after one warm-up): the strategy first acts after a stage on ``cases`` (EWC estimates its Fisher,
+    LwF keeps its teacher, replay fills its memory), then trains with its loss term."""
+    from mscl.config import validate_mapping
+    from mscl.strategies import build_strategy
+
+    cache, _ = build_cache(cases, cfg, device)
+    own = [
+        ExtraCase(f"bench{i}", image, label, {"center": "bench", "subject": f"s{i}", "contrast": "FLAIR",
+                  "lesion_voxels": int((label >= 0.5).sum())})
+        for i, (image, label) in enumerate(cases)
+    ]  # fmt: skip
+    rates = {}
+    for name in names:
+        section = {"name": name, "carry_over": cfg.strategy.carry_over}  # that strategy's defaults otherwise
+        named = validate_mapping({**cfg.model_dump(mode="json"), "strategy": section})
+        strategy = build_strategy(named, seed=0)
+        try:
+            model = build_model(cfg.model, seed=0).to(device)
+            first = StageContext(
+                StagePlan(0, "bench", ("bench",), fresh=True), model, own, device, cfg.train, 0
+            )
+            strategy.after_stage(first)  # what a first stage leaves: importances, a teacher, a memory
+            strategy.before_stage(
+                replace(first, stage=StagePlan(1, "bench", ("bench",), fresh=False), seed=1)
+            )
+            stage = StageRounds(model, cache, cfg.train, strategy.loss_term)
+            stage.run()  # warm-up
+            rates[name] = max(stage.run() for _ in range(rounds))
+        finally:
+            strategy.close()
+    return rates
 
 
 def epoch_batches(cases: int, cases_per_step: int, patches_per_case: int) -> list[int]:

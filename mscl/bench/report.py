@@ -24,6 +24,8 @@ class BenchReport:
         settings: preset, data source, model channels, patch size, patches per step, precision, volume shape.
         training: model-only and end-to-end patches/s, cache build seconds and MB, steps and rounds.
         ratio: end-to-end / model-only patches/s.
+        strategies: per strategy asked for, its end-to-end patches/s with its loss terms on and the ratio
+            to the model-only step (LwF runs a second forward, EWC and MAS a penalty over the parameters).
         inference_volumes_per_s: sliding-window evaluation throughput.
         memory_mb_per_s: ``load_all`` throughput per memory backend, and ``numpy_copy`` for reference.
         projection: projected wall time of a paper-preset replay run (see :mod:`mscl.bench.projection`).
@@ -35,6 +37,7 @@ class BenchReport:
     settings: dict[str, Any]
     training: dict[str, Any]
     ratio: float
+    strategies: dict[str, dict[str, float]]
     inference_volumes_per_s: float
     memory_mb_per_s: dict[str, float]
     projection: dict[str, Any]
@@ -75,6 +78,13 @@ class BenchReport:
             ("model only", f"{training['model_only_patches_per_s']:,.1f} patches/s"),
             ("end to end", f"{training['end_to_end_patches_per_s']:,.1f} patches/s"),
             ("end to end / model only", f"{self.ratio:.3f} (target >= {self.target['ratio']}: {verdict})"),
+            *(
+                (
+                    f"strategy {name}",
+                    f"{r['end_to_end_patches_per_s']:,.1f} patches/s ({r['vs_model_only']:.3f})",
+                )
+                for name, r in self.strategies.items()
+            ),
             (
                 "stage cache build",
                 f"{training['cache_build_s']:.2f} s for {training['cases']} cases, "

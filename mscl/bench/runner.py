@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mscl import __version__
-from mscl.bench.measure import Case, evaluation_rate, memory_load_rates, training_rates
+from mscl.bench.measure import Case, evaluation_rate, memory_load_rates, strategy_rates, training_rates
 from mscl.bench.projection import project_replay_run
 from mscl.bench.report import BenchReport
 from mscl.config import ExperimentConfig
@@ -34,6 +34,7 @@ def run_bench(
     steps: int = 16,
     eval_cases: int = 2,
     memory_cases: int = 4,
+    strategies: Sequence[str] = (),
     note: Note | None = None,
 ) -> BenchReport:
     """Measure the training pipeline of ``cfg`` on ``cfg.train.device``.
@@ -45,6 +46,8 @@ def run_bench(
         steps: Timed training steps at least, for each of model-only and end-to-end.
         eval_cases: Volumes per timed evaluation round.
         memory_cases: Cases written to and loaded from every memory backend.
+        strategies: Strategies whose training step is timed end to end with their loss terms on (as in a
+            second stage), against the same run's model-only step.
         note: Called with a line before each measurement (progress).
     """
     say = note or (lambda _: None)
@@ -52,6 +55,8 @@ def run_bench(
     stage, tests, source = _bench_cases(cfg, data_dir, eval_cases)
     say(f"training: {len(stage)} cases, model only and end to end")
     rates = training_rates(stage, cfg, device, steps)
+    say(f"strategies: {', '.join(strategies) or 'none'}")
+    per_strategy = strategy_rates(stage, cfg, device, rates.rounds, strategies)
     say(f"evaluation: {len(tests)} volumes")
     volumes_per_s = evaluation_rate(tests, cfg, device)
     say(f"memory backends: {min(memory_cases, len(stage))} cases")
@@ -87,6 +92,10 @@ def run_bench(
             "cache_mb": rates.cache_mb,
         },
         ratio=rates.end_to_end / rates.model_only,
+        strategies={
+            name: {"end_to_end_patches_per_s": rate, "vs_model_only": rate / rates.model_only}
+            for name, rate in per_strategy.items()
+        },
         inference_volumes_per_s=volumes_per_s,
         memory_mb_per_s=memory,
         projection=project_replay_run(rates.end_to_end, volumes_per_s).to_dict(),

@@ -11,6 +11,7 @@ from rich.console import Console
 from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
 from mscl.config import load_config
 from mscl.errors import ConfigError
+from mscl.strategies import STRATEGIES
 
 
 def bench(
@@ -25,6 +26,12 @@ def bench(
     steps: Annotated[int, typer.Option("--steps", help="Timed training steps, at least.")] = 16,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch intra-op threads (CPU); default torch's choice.")
+    ] = None,
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            "--strategies", help="Also time these strategies' steps end to end, e.g. ewc,lwf,replay."
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the figures to this JSON file.")
@@ -41,10 +48,17 @@ def bench(
 
         torch.set_num_threads(threads)
     cfg = load_config(preset, config, [*(set_ or ()), {"train": given(device=device)}])
+    names = [STRATEGIES.check(name.strip()) for name in (strategies or "").split(",") if name.strip()]
     from mscl.bench import run_bench
 
     console = Console(quiet=quiet, stderr=True)
-    report = run_bench(cfg, data_dir=data, steps=steps, note=lambda line: console.print(f"[dim]{line}[/dim]"))
+    report = run_bench(
+        cfg,
+        data_dir=data,
+        steps=steps,
+        strategies=names,
+        note=lambda line: console.print(f"[dim]{line}[/dim]"),
+    )
     Console().print(report.table())
     if json_out is not None:
         report.write_json(json_out)

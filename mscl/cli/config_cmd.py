@@ -13,8 +13,8 @@ from mscl.config import (
     DEFAULT_PRESET,
     ExperimentConfig,
     config_problems,
-    deep_merge,
     load_config,
+    merge_layers,
     preset_mapping,
     read_yaml,
 )
@@ -37,7 +37,9 @@ def validate(
     user = read_yaml(file)
     name = preset or user.get("preset") or DEFAULT_PRESET
     try:
-        ExperimentConfig.model_validate(deep_merge(preset_mapping(name), {**user, "preset": name}))
+        ExperimentConfig.model_validate(
+            {**merge_layers(preset_mapping(name), [(str(file), user)]), "preset": name}
+        )
     except ValidationError as exc:
         for problem in config_problems(exc):
             typer.echo(f"{file}: {problem}", err=True)

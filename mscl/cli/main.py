@@ -11,14 +11,17 @@ from typer.core import TyperGroup
 
 from mscl import __version__
 from mscl.errors import MsclError
+from mscl.permissions import owner_writes
 
 
 class ErrorBoundaryGroup(TyperGroup):
-    """Turns every :class:`MsclError` into one line on stderr and exit code 2 (traceback with --debug)."""
+    """Turns every :class:`MsclError` into one line on stderr and exit code 2 (traceback with --debug);
+    every command writes with group and world write permission masked (:mod:`mscl.permissions`)."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context, not click's own
         try:
-            return super().invoke(ctx)
+            with owner_writes():
+                return super().invoke(ctx)
         except MsclError as exc:
             if (ctx.obj or {}).get("debug") or os.environ.get("MSCL_DEBUG"):
                 raise
@@ -51,6 +54,9 @@ def main(
 ) -> None:
     """mscl: prepare | train | evaluate | report."""
     ctx.obj = {"debug": debug}
+    # MLflow draws a bar for every artifact download (resume and evaluate read a few): noise around the one
+    # line an error is; a value the user set is kept
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _register() -> None:

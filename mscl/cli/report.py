@@ -8,6 +8,8 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 
+from mscl.errors import DataError, TrackingError
+
 
 def report(
     experiment: Annotated[str, typer.Option("--experiment", "-e", help="MLflow experiment name.")],
@@ -28,6 +30,9 @@ def report(
     from mscl.reports.api import OrderChoice, build_report
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
+    _check_out(out)
+    if names:
+        _check_strategies(experiment, tracking_uri, names)
     result = build_report(
         experiment, out, tracking_uri, names, cast(OrderChoice, order), log_to_mlflow=not no_log
     )
@@ -38,3 +43,38 @@ def report(
     console.print(f"wrote {len(result.files)} files to {result.out_dir} (open report.html)")
     if result.run_id:
         console.print(f"logged to MLflow run {result.run_id}")
+
+
+def _check_out(out: Path) -> None:
+    """The report folder exists or is a new folder in an existing one (never a chain of new folders).
+
+    Raises:
+        DataError: ``out`` is a file, or its parent folder does not exist.
+    """
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
+    if not out.exists() and not out.parent.is_dir():
+        raise DataError(f"{out.parent}: folder does not exist; create it or choose another --out")
+
+
+def _check_strategies(experiment: str, tracking_uri: str | None, names: list[str]) -> None:
+    """Refuse ``--strategies`` that name no strategy with runs in the experiment, saying which it has.
+
+    Raises:
+        TrackingError: none of ``names`` has a parent run in ``experiment`` (or the experiment is unknown).
+    """
+    from mlflow.tracking import MlflowClient
+
+    from mscl.tracking.queries import parent_strategies
+    from mscl.tracking.uri import connect_tracking, sqlite_path
+
+    uri = connect_tracking(tracking_uri)
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        return  # the report names the missing database itself
+    found = parent_strategies(MlflowClient(tracking_uri=uri), experiment)
+    if not found & set(names):
+        raise TrackingError(
+            f"experiment {experiment!r} has no runs of --strategies {', '.join(names)}; "
+            f"its runs are of: {', '.join(sorted(found)) or 'no strategy'}"
+        )

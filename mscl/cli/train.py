@@ -54,6 +54,10 @@ def train(
     parallel: Annotated[
         int, typer.Option("--parallel", help="Seeds trained at once, one process each (see mscl.parallel).")
     ] = 1,
+    verify_data: Annotated[
+        bool,
+        typer.Option("--verify-data", help="Check every case's sha256 first (default: only that it reads)."),
+    ] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""
@@ -70,19 +74,25 @@ def train(
     if resume is not None:
         from mscl.api import resume_study
 
+        flags_given = {"--seeds": seeds, "--seed-list": seed_list, "--parallel": None if parallel == 1 else 1}
+        refused = ", ".join(name for name, value in flags_given.items() if value is not None)
+        if refused:
+            raise ConfigError(f"{refused} cannot be used with --resume: a resumed run has its one seed")
         resume_study(
             resume, data, tracking_uri=tracking_uri, preset=preset, config_file=config, overrides=overrides,
-            quiet=quiet,
+            quiet=quiet, verify_data=verify_data,
         )  # fmt: skip
         return
     if parallel != 1:
         from mscl.parallel import train_parallel
 
-        train_parallel(data, load_config(preset, config, overrides), parallel, quiet=quiet)
+        train_parallel(
+            data, load_config(preset, config, overrides), parallel, quiet=quiet, verify_data=verify_data
+        )
         return
     from mscl.api import train_study
 
-    train_study(data, load_config(preset, config, overrides), quiet=quiet)
+    train_study(data, load_config(preset, config, overrides), quiet=quiet, verify_data=verify_data)
 
 
 def _seeds(count: int | None, listed: str | None) -> list[int] | None:

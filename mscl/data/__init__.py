@@ -1,1 +1,1 @@
-"""Data: dataset manifest, sources, preprocessing, volume stores, synthetic generator, patch sampling."""
+"""Data: dataset manifest, sources, preprocessing, volume stores, the synthetic generator (prepare time)."""

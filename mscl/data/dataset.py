@@ -8,7 +8,7 @@ from types import TracebackType
 import numpy as np
 
 from mscl.data.manifest import CaseRecord, DatasetManifest
-from mscl.data.store import VolumeStore, array_sha256, open_store
+from mscl.data.store import STORED_DTYPE, VolumeStore, array_sha256, open_store
 from mscl.errors import DataError
 
 
@@ -40,6 +40,36 @@ class PreparedDataset:
                 if array_sha256(array) != expected:
                     raise DataError(f"{self.directory}: {kind} of case {case_id!r} fails its sha256 check")
         return image, label
+
+    def check_readable(self, case_ids: list[str], verify: bool = False) -> None:
+        """Every case reads: its arrays decode to the shape and dtype its record names, and none reads as
+        zeros where its sha256 says otherwise (a missing chunk); with ``verify`` every array is also checked
+        against its sha256. Reads each chunk once; hashing every array is the part left to ``verify``.
+
+        Raises:
+            DataError: naming the dataset and the cases at fault (the first few).
+        """
+        problems = []
+        for case_id in case_ids:
+            record = self.case(case_id)
+            try:
+                arrays = self.load(case_id, verify=verify)
+            except DataError as exc:
+                problems.append(str(exc).removeprefix(f"{self.directory}: "))
+                continue
+            expected = {"image": record.image_sha256, "label": record.label_sha256}
+            for kind, array in zip(("image", "label"), arrays, strict=True):
+                if tuple(array.shape) != tuple(record.shape) or array.dtype != STORED_DTYPE:
+                    problems.append(
+                        f"{kind} of case {case_id!r} is {array.dtype}{list(array.shape)}, "
+                        f"the manifest says {np.dtype(STORED_DTYPE)}{list(record.shape)}"
+                    )
+                elif not verify and not array.any() and array_sha256(array) != expected[kind]:
+                    # a missing chunk reads as zeros; only an array that really is all zeros may
+                    problems.append(f"{kind} of case {case_id!r} reads as zeros: a chunk is missing")
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise DataError(f"{self.directory}: {'; '.join(problems[:3])}{more}")
 
     def verify(self) -> list[str]:
         """Ids of every case whose arrays do not match their checksums."""

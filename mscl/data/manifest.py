@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from mscl.errors import DataError
 
 MANIFEST_NAME = "dataset.json"
 FORMAT_VERSION: Literal[1] = 1
 Split = Literal["train", "test"]
+
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+"""What a case id, subject, center or contrast may be: each becomes part of a file or store path."""
+
+
+def check_identifier(value: str) -> str:
+    """``value`` if it is a safe identifier: letters, digits, ``.``, ``_`` and ``-``, not leading.
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if not IDENTIFIER.fullmatch(value):
+        raise ValueError(f"{value!r} may only hold letters, digits, '.', '_' and '-' (not leading)")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+"""A name that becomes a path (store keys, prediction files): checked whenever a manifest is read."""
 
 
 class _Record(BaseModel):
@@ -54,18 +74,18 @@ class SplitRecord(_Record):
 class CenterRecord(_Record):
     """One hospital."""
 
-    name: str
-    contrasts: list[str]
+    name: Identifier
+    contrasts: list[Identifier]
     subjects: int
 
 
 class CaseRecord(_Record):
     """One (subject, contrast) image-label pair."""
 
-    id: str
-    subject: str
-    center: str
-    contrast: str
+    id: Identifier
+    subject: Identifier
+    center: Identifier
+    contrast: Identifier
     split: Split
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
@@ -129,6 +149,7 @@ class DatasetManifest(_Record):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise DataError(f"{path}: invalid manifest at {where}: {first['msg']}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise DataError(f"{path}: invalid manifest at {where}: {message}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot read manifest ({exc})") from None

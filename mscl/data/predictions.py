@@ -25,6 +25,8 @@ class PredictionWriter:
         """Save one case's prediction; returns the file written."""
         spacing = self.dataset.case(case_id).spacing
         path = self.folder / f"{case_id}_pred.nii.gz"
+        if path.resolve().parent != self.folder.resolve():  # ids are checked on read; never write elsewhere
+            raise DataError(f"case id {case_id!r} would write {path.resolve()}, outside {self.folder}")
         affine = np.diag([*spacing, 1.0])
         nib.save(nib.Nifti1Image(np.asarray(prediction, dtype=np.float32), affine), path)
         return path

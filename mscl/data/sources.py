@@ -7,7 +7,6 @@ The naming rules are documented in docs/data.md.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from mscl.config import DataConfig
+from mscl.data.manifest import IDENTIFIER
 from mscl.errors import DataError
 
 BIDS_CONTRASTS: tuple[str, ...] = ("FLAIR", "T2w")
@@ -23,7 +23,6 @@ MANIFEST_COLUMNS: tuple[str, ...] = ("subject", "center", "contrast", "image", "
 AFFINE_TOLERANCE = 1e-3
 """Largest absolute difference (mm) allowed between the affines of an image and its label."""
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True, order=True)
@@ -46,7 +45,7 @@ def discover(kind: str, path: Path, data: DataConfig) -> list[SourceCase]:
     cases = discover_bids(path, data) if kind == "bids" else discover_manifest(path)
     for case in cases:
         for field, value in (("subject", case.subject), ("center", case.center), ("contrast", case.contrast)):
-            if not _IDENTIFIER.match(value):
+            if not IDENTIFIER.fullmatch(value):
                 raise DataError(f"{path}: {field} {value!r} may only hold letters, digits, '.', '_' and '-'")
         check_pair(case.image, case.label)
     return cases

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 import numpy as np
 
-from mscl.errors import DataError
+from mscl.errors import DataError, first_line
 
 if TYPE_CHECKING:
     import zarr
@@ -55,8 +55,8 @@ class ZarrVolumeStore:
         self.path = Path(path)
         try:
             self._root = zarr.open_group(str(self.path), mode="w" if mode == "w" else "r")
-        except (FileNotFoundError, ValueError, KeyError) as exc:
-            raise DataError(f"{self.path}: cannot open volume store ({exc})") from None
+        except Exception as exc:  # missing, truncated or foreign zarr.json: file, JSON and metadata errors
+            raise DataError(f"{self.path}: cannot open volume store ({first_line(exc)})") from None
 
     def write(self, case_id: str, image: np.ndarray, label: np.ndarray) -> None:
         for group, array in (("images", image), ("labels", label)):
@@ -65,11 +65,24 @@ class ZarrVolumeStore:
             )
 
     def read(self, case_id: str) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            image, label = (cast("zarr.Array", self._root[f"{g}/{case_id}"]) for g in ("images", "labels"))
-            return np.asarray(image[...]), np.asarray(label[...])
-        except KeyError:
-            raise DataError(f"{self.path}: case {case_id!r} missing from the volume store") from None
+        arrays = []
+        for group in ("images", "labels"):
+            try:
+                array = cast("zarr.Array", self._root[f"{group}/{case_id}"])
+            except KeyError:
+                raise DataError(f"{self.path}: case {case_id!r} missing from the volume store") from None
+            except Exception as exc:  # a truncated or foreign zarr.json: JSON, metadata and codec errors
+                raise DataError(
+                    f"{self.path}: {group}/{case_id} has unreadable metadata ({type(exc).__name__})"
+                ) from None
+            try:
+                arrays.append(np.asarray(array[...]))
+            except Exception as exc:  # a truncated or missing chunk: the codecs raise all kinds of errors
+                raise DataError(
+                    f"{self.path}: {group}/{case_id} cannot be read, a chunk is corrupt or missing "
+                    f"({type(exc).__name__})"
+                ) from None
+        return arrays[0], arrays[1]
 
     def close(self) -> None:
         """Zarr writes through; nothing to flush."""
@@ -96,6 +109,8 @@ class Hdf5VolumeStore:
             return self._file[f"images/{case_id}"][()], self._file[f"labels/{case_id}"][()]
         except KeyError:
             raise DataError(f"{self.path}: case {case_id!r} missing from the volume store") from None
+        except (OSError, RuntimeError, ValueError) as exc:  # a truncated file or a corrupt chunk
+            raise DataError(f"{self.path}: case {case_id!r} cannot be read ({type(exc).__name__})") from None
 
     def close(self) -> None:
         self._file.close()

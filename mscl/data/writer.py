@@ -59,6 +59,15 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise DataError(f"{parent}: output folder is not writable")
 
 
+def drop_shared_write(folder: Path) -> None:
+    """Remove group and world write permission from ``folder`` and everything below it: a dataset is
+    owner-writable only, whatever the umask it was written under."""
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not path.is_symlink() and mode & 0o022:
+            path.chmod(mode & ~0o022 & 0o7777)
+
+
 @dataclass
 class DatasetWriter:
     """Write cases into ``<out>``'s temporary sibling; :meth:`commit` renames it into place.
@@ -118,6 +127,7 @@ class DatasetWriter:
         self._store.close()
         self._store = None
         manifest.write(self.tmp)
+        drop_shared_write(self.tmp)
         if self.out.exists():
             trash = self.out.parent / f".{self.out.name}.old-{uuid.uuid4().hex[:8]}"
             self.out.rename(trash)

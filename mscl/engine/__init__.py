@@ -1,1 +1,1 @@
-"""Training engine: loss, one-stage trainer, sliding-window inference, metrics."""
+"""Training engine: case cache, patch sampling, loss, stage trainer, sliding-window inference, scoring."""

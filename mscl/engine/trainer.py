@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mscl import faults
 from mscl.config import TrainConfig
 from mscl.engine.cache import CaseCache
 from mscl.engine.device import autocast_context, configure_determinism
@@ -161,6 +162,7 @@ def _run_epoch(
         )
         loss_sum += optimizer_step(model, optimizer, images, labels, cfg, loss_term) * case_idx.numel()
         on_step()
+        faults.hit("step")
     return loss_sum.item() / (len(cache) * cfg.patches_per_case)
 
 

@@ -1,1 +1,1 @@
-"""Replay memory: the MemoryBackend contract, its registered backends and the replay policy."""
+"""Replay memory stores: the MemoryBackend contract and its registered backends (the policy: strategies/)."""

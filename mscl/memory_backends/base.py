@@ -19,6 +19,7 @@ from typing import ClassVar, Literal, Protocol, Self, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mscl import faults
 from mscl.data.store import array_sha256
 from mscl.errors import MemoryBackendError, MemoryCorrupted
 from mscl.memory_backends.files import Mode
@@ -327,6 +328,7 @@ class BaseBackend(ABC):
 
     def _commit(self, samples: dict[str, IndexEntry]) -> None:
         index = StoreIndex(samples=samples)
+        faults.hit("memory_commit")
         self._save_index(index)
         self._index = index
 

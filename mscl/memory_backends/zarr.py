@@ -18,7 +18,7 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from mscl.errors import MemoryBackendError
+from mscl.errors import MemoryBackendError, MemoryCorrupted
 from mscl.memory_backends.base import FORMAT_VERSION, BaseBackend, StoreIndex
 from mscl.memory_backends.files import (
     PRIVATE_DIR,
@@ -65,7 +65,13 @@ class ZarrBackend(BaseBackend):
             if mode == "a":  # an index write killed before its rename leaves a temporary file
                 for stale in self.path.glob(f".{INDEX_NAME}.tmp-*"):
                     stale.unlink()
-            return zarr.open_group(str(self.path), mode="r" if mode == "r" else "r+")
+            try:
+                return zarr.open_group(str(self.path), mode="r" if mode == "r" else "r+")
+            except Exception as exc:  # a truncated or foreign zarr.json: file, JSON and metadata errors
+                raise MemoryCorrupted(
+                    f"{self.path}: the store's zarr.json is unreadable ({type(exc).__name__}); "
+                    "delete the store to start a new memory"
+                ) from None
         if mode == "r" or (self.path.exists() and any(self.path.iterdir())):
             raise MemoryBackendError(f"{self.path}: not an mscl replay memory (no {INDEX_NAME})")
         self.path.mkdir(mode=PRIVATE_DIR, exist_ok=True)

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from mscl import faults
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.data.manifest import CaseRecord
+from mscl.errors import ConfigError
 from mscl.protocol.checkpoints import PartialStage
 from mscl.protocol.observers import StudyObserver
 from mscl.protocol.order import order_kind, resolve_order, select_centers
@@ -49,7 +51,13 @@ def plan_study(dataset: PreparedDataset, cfg: ExperimentConfig, seed: int) -> St
     subjects = {c.name: c.subjects for c in manifest.centers if c.name in centers}
     order_seed = cfg.protocol.order_seed if cfg.protocol.order_seed is not None else seed
     order = resolve_order(cfg.protocol.order, subjects, order_seed)
-    return StudySetup(centers, order, order_kind(cfg.protocol.order), build_strategy(cfg, seed))
+    try:
+        strategy = build_strategy(cfg, seed)
+    except OSError as exc:  # a strategy's folders (a replay memory's) that cannot be created
+        where = f" {exc.filename}" if exc.filename else ""
+        problem = exc.strerror or type(exc).__name__
+        raise ConfigError(f"strategy {cfg.strategy.name}: cannot set up{where} ({problem})") from None
+    return StudySetup(centers, order, order_kind(cfg.protocol.order), strategy)
 
 
 @dataclass(frozen=True)
@@ -183,10 +191,11 @@ class _StageRunner:
             cases = own + self.strategy.extra_cases(stage)
         stage_seed = self.seed * 1000 + stage.index
         context = StageContext(stage, model, own, self.device, self.cfg.train, stage_seed)
+        if partial is not None:
+            self.strategy.load_state_dict(partial.strategy_state)
         self.strategy.before_stage(context)
         if partial is not None:
             model.load_state_dict(partial.model)
-            self.strategy.load_state_dict(partial.strategy_state)
         with clock.part("cache"):
             cache = CaseCache.from_arrays(
                 [c.image for c in cases],
@@ -228,6 +237,7 @@ class _StageRunner:
         """Every metric per test case of every center, and each center's mean over its cases."""
         from mscl.engine.evaluation import evaluate_centers
 
+        faults.hit("evaluate")
         evaluation = evaluate_centers(
             model,
             {center: (_test_case(c) for c in cases) for center, cases in self.tests.items()},

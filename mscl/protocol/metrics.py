@@ -1,9 +1,9 @@
 """Continual-learning metrics over an R matrix.
 
 ``R`` has one row per training stage (in training order) and one column per center (canonical order).
-``R[i, j]`` is the test Dice on center ``j`` after stage ``i``; ``order[i]`` is the center trained at stage
-``i``; ``baseline[j]`` is the untrained model's Dice on center ``j``. With ``K`` stages and ``s(c)`` the
-stage at which center ``c`` was trained (0-based below, 1-based in PROTOCOL.md):
+``R[i, j]`` is the test score of one metric on center ``j`` after stage ``i``; ``order[i]`` is the center
+trained at stage ``i``; ``baseline[j]`` is the untrained model's score on center ``j``. With ``K`` stages
+and ``s(c)`` the stage at which center ``c`` was trained (0-based below, 1-based in PROTOCOL.md):
 
 - BWT = 1/(K-1) * sum_{i<K-1} (R[K-1, c_i] - R[i, c_i])            (mean over the first K-1 stages)
 - per-center BWT(c) = R[K-1, c] - R[s(c), c]                          (0 for the last center)
@@ -81,7 +81,7 @@ def forgetting(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> f
 
 
 def zero_shot_means(r: np.ndarray) -> list[float]:
-    """Mean of every row: zero-shot test Dice after each stage over all centers."""
+    """Mean of every row: the zero-shot test score after each stage over all centers."""
     return [float(v) for v in np.nanmean(np.asarray(r, dtype=float), axis=1)]
 
 

@@ -72,11 +72,16 @@ class StudyResult:
         return self.matrix_of(self.metrics[0])
 
     def summary(self, metric: str | None = None) -> ContinualSummary:
-        """The continual metrics of ``metric`` (default the headline metric)."""
+        """The continual metrics of ``metric`` (default the headline metric), sign-aware by its direction."""
+        from mscl.metrics.registry import METRICS
+
         metric = metric or self.metrics[0]
         order = [s.stage.center for s in self.stages]
         sequential = self.kind in SEQUENTIAL_KINDS
-        return summarize(self.matrix_of(metric), order, self.centers, self.baseline_of(metric), sequential)
+        higher = METRICS.get(metric).higher_is_better
+        return summarize(
+            self.matrix_of(metric), order, self.centers, self.baseline_of(metric), sequential, higher
+        )
 
     def summary_line(self) -> str:
         """``<metric>: acc +0.712, bwt +0.074, fwt +0.120`` of the headline metric (defined values only)."""

@@ -13,13 +13,12 @@ from mscl.errors import ConfigError, TrackingError
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
 from mscl.reports.compile import compile_runs
 from mscl.reports.document import ReportContext, write_report
+from mscl.tracking import tree
 from mscl.tracking.queries import PAGE_SIZE, ParentRun, SkippedRun, read_parent_runs
 from mscl.tracking.uri import connect_tracking, sqlite_path
 
 OrderChoice = Literal["descending", "random", "all"]
 ORDER_CHOICES = ("descending", "random", "all")
-REPORT_RUN = "report"
-REPORT_KIND_TAG = "mscl.kind"
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,9 @@ def select_runs(
 
 def _log_report(client: MlflowClient, experiment_id: str, files: list[Path], runs: int) -> str:
     """Log the report files on a run ``report`` (tagged ``mscl.kind=report``, never read as a parent)."""
-    run = client.create_run(experiment_id, run_name=REPORT_RUN, tags={REPORT_KIND_TAG: "report"})
+    run = client.create_run(
+        experiment_id, run_name=tree.REPORT_RUN_NAME, tags={tree.KIND_TAG: tree.REPORT_KIND}
+    )
     run_id = run.info.run_id
     try:
         client.log_param(run_id, "runs", runs)

@@ -25,9 +25,10 @@ from mscl.protocol.metrics import SUMMARIES, ContinualSummary, summarize
 from mscl.reports.stats import PairedTest, Stat, paired_test
 from mscl.tracking.queries import ParentRun
 from mscl.tracking.rmatrix import MetricMatrix
+from mscl.tracking.tree import SECONDS_PER_STAGE, WALL_TIME
 
 ORDER_KINDS = ("descending", "random", "custom")
-COST_METRICS = ("wall_time_s", "gpu_hours", "peak_memory_mb", "replay_memory_bytes")
+COST_METRICS = (WALL_TIME, SECONDS_PER_STAGE, "gpu_hours", "peak_memory_mb", "replay_memory_bytes")
 PAIRED_KEYS = ("acc", "bwt")
 RunKey = tuple[str, str]
 """(strategy, order kind); ``reference`` is the order kind of every single-domain and joint run."""

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from mscl.protocol.metrics import SUMMARIES
 from mscl.reports.compile import COST_METRICS, Compiled, MetricInfo, MetricReport, Section
 from mscl.reports.stats import CONFIDENCE, MIN_PAIRED, Stat
+from mscl.tracking.tree import SECONDS_PER_STAGE, WALL_TIME
 
 Cell = str | int | float | Stat
 DASH = "—"
 METRIC_LABELS = {"acc": "ACC", "bwt": "BWT", "fwt": "FWT", "forgetting": "forgetting"}
 COST_LABELS = {
-    "wall_time_s": "wall time (s)",
+    WALL_TIME: "wall time (s)",
+    SECONDS_PER_STAGE: "seconds per stage",
     "gpu_hours": "GPU-hours",
     "peak_memory_mb": "peak memory (MB)",
     "replay_memory_bytes": "replay memory (bytes)",

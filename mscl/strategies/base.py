@@ -1,7 +1,8 @@
 """The strategy contract: which stages run, what each trains on, and what a strategy adds to training.
 
 One stage loop (:mod:`mscl.protocol.loop`) serves every strategy. A strategy never trains or evaluates; the
-loop calls its typed hooks, each a no-op by default:
+loop calls its typed hooks; by default each only forwards to the strategy's regularisation terms
+(:mod:`mscl.strategies.regularisers`, none unless its settings switch one on):
 
 ===================  =========================================================================================
 ``plan``             the stages, their centers and whether each starts from fresh weights
@@ -16,8 +17,12 @@ loop calls its typed hooks, each a no-op by default:
 ``load_state_dict``  mid-stage resume point and restored on ``--resume``, so a resumed study gives the same R
 ===================  =========================================================================================
 
+On resume the state is loaded before ``before_stage`` of the stage that continues, so ``before_stage`` is
+where a strategy moves its state to the training device. State holds tensors (on any device: saved on the
+CPU), numbers, strings, lists and dicts of them: what ``torch.load(weights_only=True)`` reads back.
+
 A strategy is registered under the entry-point group ``mscl.strategies`` and may declare its own config
-section: a subclass of :class:`mscl.config.StrategyOptions` as ``options``, read back as ``self.options``.
+section: a subclass of :class:`mscl.config.StrategyOptions` as ``options``, read back as ``self.settings``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mscl.config import TrainConfig
+    from mscl.strategies.regularisers import Regulariser
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,15 @@ class Strategy:
     kind: ClassVar[RMatrixKind] = "continual"
     options: ClassVar[type[StrategyOptions]] = StrategyOptions
     """The model of this strategy's ``strategy:`` config section."""
+    terms: list[Regulariser]
+    """The regularisation terms its settings switch on (``ewc``, ``mas``, ``lwf`` sub-sections, see
+    :mod:`mscl.strategies.regularisers`); the stage hooks, the loss and the state forward to them."""
 
     def __init__(self, cfg: ExperimentConfig, seed: int) -> None:
+        from mscl.strategies.regularisers import terms_of
+
         self.cfg, self.seed = cfg, seed
+        self.terms: list[Regulariser] = terms_of(cfg.strategy)
 
     @property
     def settings(self) -> StrategyOptions:
@@ -118,16 +130,22 @@ class Strategy:
         return []
 
     def before_stage(self, context: StageContext) -> None:
-        """A stage is about to train (also a stage resumed mid-way, before its resume point is loaded)."""
+        """A stage is about to train: also one resumed mid-way, after its state and before its resume
+        point's weights are loaded (``context.model`` holds the weights the stage started from)."""
+        for term in self.terms:
+            term.before_stage(context)
 
     def loss_term(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor
     ) -> torch.Tensor | None:
-        """A scalar added to the segmentation loss of a step, or None (the default: nothing added)."""
-        return None
+        """A scalar added to the segmentation loss of a step (the terms' sum), or None for nothing."""
+        values = [v for term in self.terms if (v := term.loss_term(model, images, prediction)) is not None]
+        return sum(values[1:], values[0]) if values else None
 
     def after_stage(self, context: StageContext) -> dict[str, Any] | None:
         """A stage trained and was scored; returns a manifest to log with the stage, if any."""
+        for term in self.terms:
+            term.after_stage(context)
         return None
 
     def restore_stage(self, stage: StagePlan, train_cases: Sequence[ExtraCase]) -> None:
@@ -137,30 +155,33 @@ class Strategy:
         """
 
     def state_dict(self) -> dict[str, Any]:
-        """State carried between stages (tensors, arrays, numbers, strings); empty by default."""
-        return {}
+        """State carried between stages (see the module docstring): its terms' states by name."""
+        return {term.name: term.state_dict() for term in self.terms}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned.
 
         Raises:
-            ValueError: a non-empty state for a strategy that keeps none.
+            ValueError: a state whose keys are not this strategy's terms (another configuration's state).
         """
-        if state:
-            raise ValueError(f"strategy {self.name!r} keeps no state, got keys {sorted(state)}")
+        names = {term.name for term in self.terms}
+        if set(state) != names and state:
+            raise ValueError(
+                f"strategy {self.name!r} keeps the state of {sorted(names)}, got {sorted(state)}"
+            )
+        for term in self.terms:
+            term.load_state_dict(state.get(term.name, {}))
 
     def close(self) -> None:
         """Release resources (memory stores)."""
 
 
 def state_nbytes(state: Any) -> int:
-    """Bytes of the tensors and arrays inside a (nested) strategy state."""
+    """Bytes of the tensors inside a (nested) strategy state."""
     import torch
 
     if isinstance(state, torch.Tensor):
         return state.numel() * state.element_size()
-    if isinstance(state, np.ndarray):
-        return int(state.nbytes)
     if isinstance(state, dict):
         return sum(state_nbytes(v) for v in state.values())
     if isinstance(state, list | tuple):

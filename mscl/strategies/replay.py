@@ -15,16 +15,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mscl.config import ExperimentConfig
+from pydantic import Field
+
+from mscl.config import ExperimentConfig, StrategyOptions
 from mscl.memory_backends.registry import MEMORY_BACKENDS
 from mscl.strategies.base import ExtraCase, StageContext, StagePlan, Strategy
+from mscl.strategies.regularisers import EwcSettings, LwfSettings, MasSettings
 from mscl.strategies.replay_memory import CaseInfo, ReplayMemory, ReplayPolicy
 
 
+class ReplayOptions(StrategyOptions):
+    """The ``strategy:`` section of replay: regularisation terms it may carry besides its memory."""
+
+    ewc: EwcSettings | None = Field(None, description="Add online EWC to replay (see strategies.md).")
+    mas: MasSettings | None = Field(None, description="Add MAS to replay.")
+    lwf: LwfSettings | None = Field(None, description="Add LwF distillation to replay.")
+
+
 class Replay(Strategy):
-    """Experiment C of the study."""
+    """Experiment C of the study, optionally with EWC, MAS or LwF terms (``strategy.ewc`` ...)."""
 
     name = "replay"
+    options = ReplayOptions
 
     def __init__(self, cfg: ExperimentConfig, seed: int) -> None:
         super().__init__(cfg, seed)
@@ -53,8 +65,9 @@ class Replay(Strategy):
         ]
 
     def after_stage(self, context: StageContext) -> dict[str, Any]:
-        """Select the stage's center's cases into the memory; return the memory manifest."""
+        """Select the stage's center's cases into the memory, update the terms; return the memory manifest."""
         self.restore_stage(context.stage, context.train_cases)
+        super().after_stage(context)
         return {
             "store": str(self.path) if self.path else None,
             "after_stage": context.stage.index + 1,

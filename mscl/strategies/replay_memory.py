@@ -1,7 +1,11 @@
-"""The replay policy: which cases of a center enter the memory, and the memory built over any backend.
+"""The replay policy: which cases enter the memory, and the memory built over any backend.
 
-Selection is deterministic given the seed and independent of input order: candidates are sorted by id
-before anything random happens, and every kept case records why in ``SampleMeta.reason``.
+Three policies: ``random`` (the paper: up to ``quota`` cases of every center, seeded), ``lesion_stratified``
+(one case per lesion-load quantile bin of the center) and ``reservoir`` (Vitter's algorithm R over the
+stream of cases in training order: a memory of ``capacity`` cases in which every case seen so far had the
+same chance to stay, no per-center quota). Selection is deterministic given the seed and independent of
+input order: candidates are sorted by id before anything random happens, and every kept case records why in
+``SampleMeta.reason``.
 """
 
 from __future__ import annotations
@@ -9,16 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 
-from mscl.config import MemoryConfig
+from mscl.config import MemoryConfig, Selection
 from mscl.data.manifest import CaseRecord
 from mscl.errors import MemoryBackendError
 from mscl.memory_backends.base import MemoryBackend, SampleMeta
 
-Selection = Literal["random", "lesion_stratified"]
 Loader = Callable[[str], tuple[np.ndarray, np.ndarray]]
 STORED_ITEMSIZE = 2  # prepared volumes are float16
 
@@ -60,29 +63,73 @@ class ReplayPolicy:
     """Per-center quota, optional per-center byte budget, and how cases are chosen.
 
     Args:
-        quota: Cases kept per center (all of a center that has fewer).
-        byte_budget: Image + label bytes kept per center at most; ``None`` for no limit.
-        selection: ``random`` (seeded) or ``lesion_stratified`` (one case per lesion-load quantile bin).
+        quota: Cases kept per center (all of a center that has fewer); not used by ``reservoir``.
+        byte_budget: Image + label bytes kept per center at most (``reservoir``: in the whole memory);
+            ``None`` for no limit.
+        selection: ``random`` (seeded), ``lesion_stratified`` (one case per lesion-load quantile bin) or
+            ``reservoir`` (over the stream of cases).
         seed: Seed of every random choice.
+        capacity: Cases in the whole memory, ``reservoir`` only.
     """
 
     quota: int = 20
     byte_budget: int | None = None
     selection: Selection = "random"
     seed: int = 0
+    capacity: int | None = None
 
     def __post_init__(self) -> None:
         if self.quota < 1:
             raise MemoryBackendError(f"replay policy: quota must be >= 1, got {self.quota}")
         if self.byte_budget is not None and self.byte_budget < 1:
             raise MemoryBackendError(f"replay policy: byte_budget must be >= 1, got {self.byte_budget}")
-        if self.selection not in ("random", "lesion_stratified"):
+        if self.selection not in get_args(Selection):
             raise MemoryBackendError(f"replay policy: unknown selection {self.selection!r}")
+        if (self.selection == "reservoir") != (self.capacity is not None and self.capacity >= 1):
+            raise MemoryBackendError(
+                "replay policy: a capacity >= 1 is required by reservoir, and only by it"
+            )
 
     @classmethod
     def from_config(cls, config: MemoryConfig, seed: int) -> ReplayPolicy:
         """The policy of ``config.memory`` for one experiment seed."""
-        return cls(config.per_center_quota, config.byte_budget, config.selection, seed)
+        return cls(config.per_center_quota, config.byte_budget, config.selection, seed, config.capacity)
+
+    def select_stream(self, stream: Sequence[Sequence[CaseInfo]]) -> list[Selected]:
+        """What the memory holds once the centers of ``stream`` (each one's candidates, in training order)
+        have been seen: per center for ``random`` and ``lesion_stratified``, over the stream for
+        ``reservoir``."""
+        if self.selection == "reservoir":
+            return self._reservoir(stream)
+        return [item for cases in stream for item in self.select(cases)]
+
+    def _reservoir(self, stream: Sequence[Sequence[CaseInfo]]) -> list[Selected]:
+        """Algorithm R: case ``n`` (1-based) replaces a uniformly drawn slot with probability capacity / n."""
+        assert self.capacity is not None
+        rng = np.random.default_rng(self.seed)
+        slots: list[Selected] = []
+        seen = 0
+        for cases in stream:
+            ordered = sorted(cases, key=lambda c: c.id)
+            for i in rng.permutation(len(ordered)):
+                case, seen = ordered[i], seen + 1
+                if len(slots) < self.capacity:
+                    if self._fits(slots, case, None):
+                        slots.append(Selected(case, f"reservoir: case {seen} filled slot {len(slots) + 1}"))
+                    continue
+                slot = int(rng.integers(seen))
+                if slot < self.capacity and self._fits(slots, case, slot):
+                    slots[slot] = Selected(
+                        case, f"reservoir: case {seen} took slot {slot + 1} (seed {self.seed})"
+                    )
+        return slots
+
+    def _fits(self, slots: list[Selected], case: CaseInfo, replacing: int | None) -> bool:
+        """Whether the memory stays within ``byte_budget`` with ``case`` in (replacing slot ``replacing``)."""
+        if self.byte_budget is None:
+            return True
+        freed = slots[replacing].case.nbytes if replacing is not None else 0
+        return sum(s.case.nbytes for s in slots) - freed + case.nbytes <= self.byte_budget
 
     def select(self, candidates: Sequence[CaseInfo]) -> list[Selected]:
         """Choose the cases to keep, per center, in ranking order within each center (centers sorted).
@@ -136,12 +183,15 @@ class ReplayPolicy:
 class ReplayMemory:
     """The replay buffer of a continual run: a :class:`ReplayPolicy` filling a :class:`MemoryBackend`.
 
-    Keys are case ids. Adding a center again replaces its samples, so a resumed stage gives the same memory.
+    Keys are case ids. The memory remembers the candidates of every center added (the stream a reservoir
+    draws from); adding a center again replaces its candidates in place, so a resumed stage gives the same
+    memory.
     """
 
     def __init__(self, backend: MemoryBackend, policy: ReplayPolicy) -> None:
         self.backend = backend
         self.policy = policy
+        self.stream: dict[str, list[CaseInfo]] = {}
 
     def add_center(self, center: str, cases: Sequence[CaseInfo], loader: Loader) -> list[SampleMeta]:
         """Select among ``cases`` of ``center``, load the kept ones with ``loader`` and store them.
@@ -162,13 +212,19 @@ class ReplayMemory:
             raise MemoryBackendError(
                 f"replay memory: cases {', '.join(strangers)} are not of center {center!r}"
             )
-        chosen = self.policy.select(cases)
+        self.stream[center] = list(cases)
+        chosen = self.policy.select_stream(list(self.stream.values()))
         keep = {item.case.id for item in chosen}
-        for key in self.backend:
-            if self.backend.meta(key).center == center and key not in keep:
+        for key in list(self.backend):
+            if key not in keep:
                 self.backend.remove(key)
+        missing = sorted(
+            i.case.id for i in chosen if i.case.center != center and i.case.id not in self.backend
+        )
+        if missing:
+            raise MemoryBackendError(f"replay memory: earlier cases {', '.join(missing)} are not stored")
         stored = []
-        for item in chosen:
+        for item in (i for i in chosen if i.case.center == center):
             image, label = loader(item.case.id)
             meta = SampleMeta(
                 center=center,
@@ -184,6 +240,7 @@ class ReplayMemory:
         """Remove every sample (a study rebuilds its memory stage by stage, also when it resumes)."""
         for key in list(self.backend):
             self.backend.remove(key)
+        self.stream.clear()
 
     def centers(self) -> list[str]:
         """Centers present in the memory, sorted."""

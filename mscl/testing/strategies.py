@@ -51,6 +51,7 @@ def contract_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def contract_config(strategy: str, folder: Path, *overrides: Mapping[str, Any]) -> ExperimentConfig:
     """The tiny preset, shrunk further, with its tracking store, resume points and memory under ``folder``;
     ``overrides`` (nested mappings) applied last."""
+    folder.mkdir(parents=True, exist_ok=True)
     local = {
         "strategy": {"name": strategy},
         "tracking": {"uri": f"sqlite:///{folder}/mlflow.db", "experiment": "contract"},
@@ -134,8 +135,11 @@ def test_declares_its_name_kind_and_config_section(strategy_name: str) -> None:
     assert issubclass(strategy.options, StrategyOptions)
     cfg = load_config("tiny", overrides=[f"strategy.name={strategy_name}"])
     assert isinstance(cfg.strategy, strategy.options)
-    knobs = {f"strategy.{field}" for field in strategy.options.model_fields}
-    assert knobs == {key for key in cfg.flat() if key.startswith("strategy.")}  # MLflow params carry them
+    knobs = {
+        info.serialization_alias or info.alias or name for name, info in strategy.options.model_fields.items()
+    }
+    logged = {key.split(".")[1] for key in cfg.flat() if key.startswith("strategy.")}
+    assert knobs == logged, "MLflow params carry every knob of the section"
 
 
 def test_plans_well_formed_stages(strategy_name: str, tmp_path: Path) -> None:
@@ -191,22 +195,28 @@ def test_its_state_survives_a_checkpoint(
 def test_a_resumed_study_gives_the_uninterrupted_r_matrices(
     strategy_name: str, contract_dataset: Path, tmp_path: Path
 ) -> None:
+    assert_resume_is_exact(contract_dataset, tmp_path, strategy_name)
+
+
+def assert_resume_is_exact(dataset: Path, folder: Path, strategy: str, *overrides: Mapping[str, Any]) -> None:
+    """A study interrupted after the first epoch of its last stage, resumed from MLflow, ends with the
+    R matrices (every metric) of the same study run uninterrupted (:func:`contract_config` settings)."""
     from mlflow.tracking import MlflowClient
 
     from mscl.api import resume_study, train_study
     from mscl.tracking.queries import is_parent
 
-    (reference,) = train_study(contract_dataset, contract_config(strategy_name, tmp_path / "ref"), quiet=True)
-    cfg = contract_config(strategy_name, tmp_path / "cut")
+    (reference,) = train_study(dataset, contract_config(strategy, folder / "ref", *overrides), quiet=True)
+    cfg = contract_config(strategy, folder / "cut", *overrides)
     last = len(reference.stages) - 1
     with pytest.raises(StudyInterrupted):
-        train_study(contract_dataset, cfg, quiet=True, observers=[_InterruptLastStage(last)])
+        train_study(dataset, cfg, quiet=True, observers=[_InterruptLastStage(last)])
     client = MlflowClient(cfg.tracking.uri)
     experiment = client.get_experiment_by_name(cfg.tracking.experiment)
     assert experiment is not None
     [parent] = [r for r in client.search_runs([experiment.experiment_id]) if is_parent(r)]
     assert parent.info.status == "KILLED"
-    resumed = resume_study(parent.info.run_id, contract_dataset, tracking_uri=cfg.tracking.uri, quiet=True)
+    resumed = resume_study(parent.info.run_id, dataset, tracking_uri=cfg.tracking.uri, quiet=True)
     _assert_same_matrices(reference, resumed)
 
 

@@ -21,10 +21,11 @@ from packaging.version import InvalidVersion, Version
 
 from mscl.config import flatten_config
 from mscl.data.dataset import PreparedDataset
-from mscl.errors import DataError, TrackingError
+from mscl.errors import ArtifactCorrupted, DataError, TrackingError
 from mscl.tracking import tree
+from mscl.tracking.artifacts import file_sha256, hash_problem, sha256_hex
 from mscl.tracking.checkpoints import get_run, stage_runs
-from mscl.tracking.lineage import LOCK_FILE, UNKNOWN, file_sha256, parse_requirements, pip_freeze
+from mscl.tracking.lineage import LOCK_FILE, UNKNOWN, parse_requirements, pip_freeze
 from mscl.tracking.queries import is_parent
 from mscl.tracking.rmatrix import load_r_matrix
 from mscl.tracking.tree import CHECKPOINT_ARTIFACT, CHECKPOINT_SHA_TAG, FREEZE_ARTIFACT, LOCK_ARTIFACT
@@ -70,7 +71,7 @@ def audit_run(
         freeze = artifacts.text(run_id, FREEZE_ARTIFACT)
         return [
             check_source(run),
-            check_config(run, artifacts.text(run_id, tree.CONFIG_ARTIFACT)),
+            check_config(run, artifacts.data(run_id, tree.CONFIG_ARTIFACT)),
             check_dataset(run, data_dir),
             check_packages_lock(freeze, _current_lock(artifacts, run_id)),
             check_packages_environment(freeze, pip_freeze()),
@@ -93,12 +94,16 @@ class _Artifacts:
         except (MlflowException, OSError):
             return None
 
-    def text(self, run_id: str, artifact: str) -> str | None:
+    def data(self, run_id: str, artifact: str) -> bytes | None:
         path = self.path(run_id, artifact)
-        if path is None or not path.is_file():
+        return path.read_bytes() if path is not None and path.is_file() else None
+
+    def text(self, run_id: str, artifact: str) -> str | None:
+        data = self.data(run_id, artifact)
+        if data is None:
             return None
         try:
-            return path.read_bytes().decode("utf-8")
+            return data.decode("utf-8")
         except UnicodeDecodeError:
             raise TrackingError(f"run {run_id}: {artifact} is not UTF-8 text") from None
 
@@ -119,21 +124,25 @@ def check_source(run: Run) -> CheckResult:
     return CheckResult("source", True, f"commit {commit[:12]}, clean tree")
 
 
-def check_config(run: Run, config_yaml: str | None) -> CheckResult:
-    """``config.yaml`` flattened equals the run's params (plus the ``seed`` param)."""
+def check_config(run: Run, config_yaml: bytes | None) -> CheckResult:
+    """``config.yaml`` matches its logged sha256, and flattened equals the run's params (plus ``seed``)."""
     if config_yaml is None:
         return CheckResult("config", False, "no config.yaml artifact")
+    problem = hash_problem(run.data.tags, tree.CONFIG_ARTIFACT, sha256_hex(config_yaml))
+    prefix = f"{problem}; " if problem else ""
     try:
-        mapping = yaml.safe_load(config_yaml)
-    except yaml.YAMLError:
-        return CheckResult("config", False, "config.yaml is not valid YAML")
+        mapping = yaml.safe_load(config_yaml.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return CheckResult("config", False, f"{prefix}config.yaml is not valid UTF-8 YAML")
     if not isinstance(mapping, dict):
-        return CheckResult("config", False, "config.yaml is not a mapping")
+        return CheckResult("config", False, f"{prefix}config.yaml is not a mapping")
     expected = {**flatten_config(mapping), "seed": run.data.tags.get(tree.SEED_TAG, "")}
     expected = {key: value[:PARAM_LIMIT] for key, value in expected.items()}
     differences = _differences(expected, run.data.params, "config.yaml", "params", operator.eq)
     if differences:
-        return CheckResult("config", False, _summary(differences, "param(s) differ"))
+        return CheckResult("config", False, prefix + _summary(differences, "param(s) differ"))
+    if problem:
+        return CheckResult("config", False, problem)
     return CheckResult("config", True, f"{len(expected)} params equal config.yaml")
 
 
@@ -211,12 +220,19 @@ def check_checkpoints(stages: list[Run], artifacts: _Artifacts) -> CheckResult:
 
 def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckResult:
     """Every metric's ``r_matrix.json`` rows equal the stage runs' ``test/<metric>/<center>`` metrics."""
-    try:
-        rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri)
+    run_id = run.info.run_id
+    try:  # read unverified to name the values an edit changed; the hash is checked below
+        rmatrix = load_r_matrix(client, run_id, run.info.artifact_uri, verify=False)
+        load_r_matrix(client, run_id, run.info.artifact_uri, tags=run.data.tags)
+        prefix = ""
+    except ArtifactCorrupted as exc:
+        prefix = str(exc).removeprefix(f"run {run_id}: ") + "; "
     except TrackingError as exc:
-        return CheckResult("R matrix", False, str(exc).removeprefix(f"run {run.info.run_id}: "))
+        return CheckResult("R matrix", False, str(exc).removeprefix(f"run {run_id}: "))
     if len(stages) != len(rmatrix.order):
-        return CheckResult("R matrix", False, f"{len(rmatrix.order)} rows but {len(stages)} stage runs")
+        return CheckResult(
+            "R matrix", False, f"{prefix}{len(rmatrix.order)} rows but {len(stages)} stage runs"
+        )
     problems = []
     for stage, index, center in zip(stages, range(len(stages)), rmatrix.order, strict=True):
         name = stage.info.run_name or stage.info.run_id
@@ -230,7 +246,9 @@ def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckRe
                 if not (value == found or (math.isnan(value) and math.isnan(found))):
                     problems.append(f"{name} {metric} {column}: r_matrix {value:.4f}, metric {found:.4f}")
     if problems:
-        return CheckResult("R matrix", False, _summary(problems, "value(s) differ"))
+        return CheckResult("R matrix", False, prefix + _summary(problems, "value(s) differ"))
+    if prefix:
+        return CheckResult("R matrix", False, prefix.removesuffix("; "))
     metrics = ", ".join(rmatrix.metrics)
     return CheckResult(
         "R matrix", True, f"{len(stages)} rows of {metrics} equal the stage runs' test metrics"

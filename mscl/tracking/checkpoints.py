@@ -17,7 +17,10 @@ from mscl.config import ExperimentConfig, validate_mapping
 from mscl.errors import ConfigError, TrackingError
 from mscl.protocol.results import CaseScores
 from mscl.tracking import tree
-from mscl.tracking.lineage import file_sha256
+from mscl.tracking.artifacts import check_hash, download_verified, sha256_hex
+
+LEGACY_METRICS = ("dice",)
+"""What a study logged before ``eval.metrics`` existed scored (format 1 runs): resumed and evaluated alike."""
 
 
 def get_run(client: MlflowClient, run_id: str) -> Run:
@@ -59,19 +62,19 @@ def stage_runs(client: MlflowClient, parent: Run) -> list[Run]:
 
 def run_config(client: MlflowClient, run: Run) -> ExperimentConfig:
     """The resolved configuration logged on a stage run's parent run (or on the parent run itself)."""
-    owner = run.data.tags[tree.PARENT_TAG] if tree.STAGE_TAG in run.data.tags else run.info.run_id
-    where = f"run {owner}: {tree.CONFIG_ARTIFACT}"
+    owner = get_run(client, run.data.tags[tree.PARENT_TAG]) if tree.STAGE_TAG in run.data.tags else run
+    where = f"run {owner.info.run_id}: {tree.CONFIG_ARTIFACT}"
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(owner, tree.CONFIG_ARTIFACT, tmp)
-        except (MlflowException, OSError):
-            raise TrackingError(f"run {owner}: no {tree.CONFIG_ARTIFACT} artifact") from None
+        path = download_verified(client, owner, tree.CONFIG_ARTIFACT, Path(tmp))
         try:
             mapping = yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, yaml.YAMLError):
             raise TrackingError(f"{where} is not valid UTF-8 YAML") from None
     if not isinstance(mapping, dict):
         raise TrackingError(f"{where} is not a mapping")
+    evaluation = mapping.get("eval")
+    if isinstance(evaluation, dict) and "metrics" not in evaluation:  # logged before eval.metrics existed
+        mapping["eval"] = {**evaluation, "metrics": list(LEGACY_METRICS)}
     try:
         return validate_mapping(mapping, source=where)
     except ConfigError as exc:
@@ -86,16 +89,8 @@ def load_checkpoint(client: MlflowClient, run: Run) -> dict[str, Any]:
             torch cannot read.
     """
     run_id = run.info.run_id
-    logged = run.data.tags.get(tree.CHECKPOINT_SHA_TAG)
-    if logged is None:
-        raise TrackingError(f"run {run_id}: no {tree.CHECKPOINT_SHA_TAG} tag to verify the checkpoint with")
     with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = Path(client.download_artifacts(run_id, tree.CHECKPOINT_ARTIFACT, tmp))
-        except (MlflowException, OSError):
-            raise TrackingError(f"run {run_id}: no {tree.CHECKPOINT_ARTIFACT} artifact") from None
-        if file_sha256(path) != logged:
-            raise TrackingError(f"run {run_id}: {tree.CHECKPOINT_ARTIFACT} does not match its logged sha256")
+        path = download_verified(client, run, tree.CHECKPOINT_ARTIFACT, Path(tmp))
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises RuntimeError, pickle and zip errors for a bad file
@@ -110,7 +105,13 @@ def load_stage_model(client: MlflowClient, run: Run, cfg: ExperimentConfig) -> t
     from mscl.models.unet import build_model
 
     model = build_model(cfg.model)
-    model.load_state_dict(load_checkpoint(client, run)["state_dict"])
+    try:
+        model.load_state_dict(load_checkpoint(client, run)["state_dict"])
+    except (RuntimeError, KeyError, TypeError) as exc:  # weights of another network than cfg.model describes
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(
+            f"run {run.info.run_id}: {tree.CHECKPOINT_ARTIFACT} does not fit the model ({first})"
+        ) from None
     return model
 
 
@@ -123,8 +124,12 @@ def per_case_scores(client: MlflowClient, run: Run) -> CaseScores:
                 path = Path(client.download_artifacts(run_id, artifact, tmp))
             except (MlflowException, OSError):
                 continue
+            data = path.read_bytes()
+            # per_case_dice.json (format 1 runs) was only ever written unhashed: there is nothing to check
+            if not legacy:
+                check_hash(run_id, run.data.tags, artifact, sha256_hex(data))
             try:
-                scores = json.loads(path.read_bytes().decode("utf-8"))
+                scores = json.loads(data.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
                 raise TrackingError(f"run {run_id}: {artifact} is not valid UTF-8 JSON") from None
             return {"dice": scores} if legacy else scores

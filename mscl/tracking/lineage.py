@@ -35,6 +35,7 @@ from mscl.data.manifest import DatasetManifest
 from mscl.errors import TrackingError
 from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan, Strategy
+from mscl.tracking.artifacts import file_sha256 as file_sha256  # re-exported: it used to live here
 from mscl.tracking.tree import (
     FREEZE_ARTIFACT,
     GIT_COMMIT_TAG,
@@ -45,6 +46,7 @@ from mscl.tracking.tree import (
     ORDER_SEED_TAG,
     PROJECT_RUN_TAG,
 )
+from mscl.tracking.uri import is_http
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 LOCK_FILE = PACKAGE_DIR.parent / "requirements" / "lock.txt"
@@ -111,15 +113,6 @@ def parse_requirements(text: str) -> dict[str, str]:
             name, _, version = line.partition(" @ ")
         packages[re.sub(r"[-_.]+", "-", name.strip()).lower()] = version.strip()
     return packages
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def project_run_id() -> str | None:
@@ -248,7 +241,8 @@ def _log_input(
     """Log a dataset input; MLflow keeps 36 digest characters, the profile keeps the full sha256.
 
     Seeds trained in parallel log the same dataset at once; with a SQLite store the second insert of the
-    dataset row fails on its unique constraint. The row then exists, so one retry links the run to it.
+    dataset row fails on its unique constraint. The row then exists, so one retry links the run to it. A
+    tracking server's failures are not retried here: MLflow's client has retried them already.
     """
     dataset = Dataset(
         name=name,
@@ -261,6 +255,8 @@ def _log_input(
     try:
         client.log_inputs(run_id, inputs)
     except MlflowException:
+        if is_http(client.tracking_uri):  # a server's failures were retried by MLflow's client already
+            raise
         client.log_inputs(run_id, inputs)
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from mlflow.entities import Run, RunStatus, ViewType
 from mlflow.tracking import MlflowClient
 
-from mscl.errors import TrackingError
+from mscl.data.manifest import IDENTIFIER
+from mscl.errors import ArtifactCorrupted, TrackingError
 from mscl.tracking.rmatrix import RMatrix, load_r_matrix
 from mscl.tracking.tree import ORDER_KIND_TAG, PARENT_TAG, PROJECT_RUN_TAG, STRATEGY_TAG
 
@@ -96,6 +97,16 @@ def is_parent(run: Run) -> bool:
     return STRATEGY_TAG in tags and tags.get(PARENT_TAG) in (None, tags.get(PROJECT_RUN_TAG))
 
 
+def parent_strategies(client: MlflowClient, experiment: str) -> set[str]:
+    """The strategies of an experiment's parent runs, read from their tags only (no artifacts).
+
+    Raises:
+        TrackingError: when the experiment does not exist.
+    """
+    exp_id = experiment_id(client, experiment)
+    return {run.data.tags[STRATEGY_TAG] for run in iter_runs(client, exp_id) if is_parent(run)}
+
+
 def read_parent_runs(client: MlflowClient, experiment: str, page_size: int = PAGE_SIZE) -> ExperimentRuns:
     """Read every parent run of ``experiment`` with its R matrix.
 
@@ -104,6 +115,7 @@ def read_parent_runs(client: MlflowClient, experiment: str, page_size: int = PAG
 
     Raises:
         TrackingError: when the experiment does not exist.
+        ArtifactCorrupted: a finished run's ``r_matrix.json`` does not match its logged sha256.
     """
     exp_id = experiment_id(client, experiment)
     runs: dict[tuple[str, int, tuple[str, ...]], ParentRun] = {}
@@ -129,13 +141,17 @@ def _read_parent(client: MlflowClient, run: Run) -> tuple[ParentRun | None, str]
     if status != RunStatus.to_string(RunStatus.FINISHED):
         return None, f"unfinished (status {status})"
     try:
-        rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri)
+        rmatrix = load_r_matrix(client, run.info.run_id, run.info.artifact_uri, tags=run.data.tags)
+    except ArtifactCorrupted:  # a corrupt or edited r_matrix.json stops the report instead of leaving a gap
+        raise
     except TrackingError as exc:
         return None, str(exc).removeprefix(f"run {run.info.run_id}: ")
     tagged = run.data.tags[STRATEGY_TAG]
     if tagged != rmatrix.strategy:
         return None, f"tag {STRATEGY_TAG}={tagged} disagrees with r_matrix.json strategy {rmatrix.strategy}"
     order_kind = run.data.tags.get(ORDER_KIND_TAG, "custom")
+    if not IDENTIFIER.fullmatch(order_kind):  # it names report files
+        return None, f"tag {ORDER_KIND_TAG}={order_kind!r} is not a name"
     return ParentRun(
         run.info.run_id, run.info.run_name or "", order_kind, rmatrix, dict(run.data.metrics)
     ), ""

@@ -59,7 +59,15 @@ def config_changes(logged: ExperimentConfig, current: ExperimentConfig) -> list[
 
 
 def check_resumable(run: Run, logged: ExperimentConfig, current: ExperimentConfig, digest: str) -> None:
-    """Refuse to resume when the configuration or the dataset differs from the run's."""
+    """Refuse to resume a finished run, or one whose configuration or dataset differs from the run's."""
+    run_id = run.info.run_id
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"cannot resume run {run_id}: it is FINISHED, there is nothing left to train")
+    if current.protocol.seeds != logged.protocol.seeds:
+        raise ConfigError(
+            f"cannot resume run {run_id}: a resumed run keeps its seed {run.data.tags.get(tree.SEED_TAG)}; "
+            "drop --seeds, --seed-list and protocol.seeds"
+        )
     changes = config_changes(logged, current)
     if changes:
         raise ConfigError(f"cannot resume run {run.info.run_id}: config differs: {'; '.join(changes)}")
@@ -74,10 +82,13 @@ def check_resumable(run: Run, logged: ExperimentConfig, current: ExperimentConfi
 def load_resume_info(
     client: MlflowClient, parent: Run, plan: Sequence[StagePlan], store: StateStore
 ) -> ResumeInfo:
-    """Read the finished and unfinished stage runs of ``parent``.
+    """Read the finished and unfinished stage runs of ``parent``: every artifact and resume point it needs
+    is read and verified here, before the run is re-opened.
 
     Raises:
         TrackingError: when the finished stages are not a prefix of the plan.
+        ArtifactCorrupted: a checkpoint or per-case scores not matching their logged sha256.
+        ResumePointCorrupted: a local resume point not matching its sha256.
     """
     by_index = {int(r.data.tags[tree.STAGE_TAG]) - 1: r for r in stage_runs(client, parent)}
     info = ResumeInfo(ResumePoint())
@@ -90,12 +101,13 @@ def load_resume_info(
             info.point.partial = store.load(stage.index)
             break
         info.point.finished[stage.index] = _finished_outcome(client, run, stage)
+        store.clear(stage.index)  # a kill after the stage run ended may have left its resume point behind
     later = sorted(i for i in by_index if i > len(info.point.finished))
     if later:
         raise TrackingError(f"run {parent.info.run_id}: stage runs {later} exist after an unfinished stage")
-    if info.point.finished:
-        last = by_index[max(info.point.finished)]
-        info.point.last_checkpoint = lambda: _stage_checkpoint(client, last)
+    if info.point.finished:  # read (and verified) now, before the run is re-opened
+        checkpoint = _stage_checkpoint(client, by_index[max(info.point.finished)])
+        info.point.last_checkpoint = lambda: checkpoint
     return info
 
 

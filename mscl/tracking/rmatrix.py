@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +27,10 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mscl.data.manifest import IDENTIFIER
 from mscl.errors import TrackingError
 from mscl.protocol.kinds import RMatrixKind
+from mscl.tracking.artifacts import check_hash, log_bytes, sha256_hex
 from mscl.tracking.tree import R_MATRIX_ARTIFACT
 
 FORMAT: Literal[2] = 2
@@ -119,6 +122,10 @@ class RMatrix(BaseModel):
 
     def _order_problems(self) -> list[str]:
         problems = [] if len(set(self.centers)) == len(self.centers) else ["centers repeat a name"]
+        # names that end up in the report's file names: never a path
+        strange = [n for n in [*self.metrics, *self.centers, *self.order] if not IDENTIFIER.fullmatch(n)]
+        if strange:
+            problems.append(f"names may only hold letters, digits, '.', '_' and '-': {strange}")
         if self.kind == "joint":
             return problems + ([] if len(self.order) == 1 else ["a joint matrix has exactly one stage"])
         unknown = [c for c in self.order if c not in self.centers]
@@ -177,27 +184,42 @@ def _floats(rows: list[list[Score]]) -> np.ndarray:
 
 
 def log_r_matrix(client: MlflowClient, run_id: str, rmatrix: RMatrix) -> None:
-    """Store ``rmatrix`` as ``r_matrix.json`` at the artifact root of run ``run_id``."""
-    client.log_text(run_id, rmatrix.model_dump_json(indent=1, exclude_none=True), R_MATRIX_ARTIFACT)
+    """Store ``rmatrix`` as ``r_matrix.json`` at the artifact root of run ``run_id``, its sha256 tagged."""
+    text = rmatrix.model_dump_json(indent=1, exclude_none=True)
+    log_bytes(client, run_id, text.encode("utf-8"), R_MATRIX_ARTIFACT)
 
 
-def load_r_matrix(client: MlflowClient, run_id: str, artifact_uri: str | None = None) -> RMatrix:
-    """Read and validate ``r_matrix.json`` of run ``run_id``.
+def load_r_matrix(
+    client: MlflowClient,
+    run_id: str,
+    artifact_uri: str | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    verify: bool = True,
+) -> RMatrix:
+    """Read and validate ``r_matrix.json`` of run ``run_id``, after checking it against its logged sha256.
 
     Args:
         client: MLflow client of the tracking store.
         run_id: the parent run.
-        artifact_uri: the run's artifact root when the caller has it (saves one query).
+        artifact_uri: the run's artifact root when the caller has it (with ``tags``, saves one query).
+        tags: the run's tags when the caller has them.
+        verify: check the sha256 (the audit reads an edited file to name the values that differ).
 
     Raises:
-        TrackingError: when the run has no ``r_matrix.json`` or it is not a valid R matrix.
+        TrackingError: when the run has no ``r_matrix.json``, it does not match its logged sha256, or it is
+            not a valid R matrix.
     """
     try:
-        root = artifact_uri or client.get_run(run_id).info.artifact_uri
-        repo = get_artifact_repository(root, tracking_uri=client.tracking_uri)
+        if artifact_uri is None or (verify and tags is None):
+            run = client.get_run(run_id)
+            artifact_uri, tags = run.info.artifact_uri, run.data.tags
+        repo = get_artifact_repository(artifact_uri, tracking_uri=client.tracking_uri)
         raw = Path(repo.download_artifacts(R_MATRIX_ARTIFACT)).read_bytes()
     except (MlflowException, OSError):
         raise TrackingError(f"run {run_id}: no {R_MATRIX_ARTIFACT} artifact") from None
+    if verify:
+        check_hash(run_id, tags or {}, R_MATRIX_ARTIFACT, sha256_hex(raw))
     try:
         text = raw.decode("utf-8")
         json.loads(text)

@@ -11,16 +11,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import torch
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import Metric, Param, Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mscl import faults
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.engine.evaluation import Evaluation
+from mscl.interrupts import deferred_interrupts
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
 from mscl.protocol.loop import StudySetup
 from mscl.protocol.metrics import summarize
@@ -28,9 +32,17 @@ from mscl.protocol.observers import StudyObserver
 from mscl.protocol.results import StageOutcome, StudyResult
 from mscl.strategies.base import StagePlan, state_nbytes
 from mscl.tracking import tree
-from mscl.tracking.lineage import file_sha256, log_lineage, start_run_options
+from mscl.tracking.artifacts import log_bytes, log_file, log_json
+from mscl.tracking.lineage import log_lineage, start_run_options
 from mscl.tracking.rmatrix import MetricMatrix, RMatrix, log_r_matrix
-from mscl.tracking.uri import DEFAULT_CONNECT_TIMEOUT_S, connect_tracking, sqlite_path
+from mscl.tracking.uri import (
+    DEFAULT_CONNECT_TIMEOUT_S,
+    DEFAULT_RETRY_BUDGET_S,
+    connect_tracking,
+    create_sqlite_store,
+    no_http_retries,
+    sqlite_path,
+)
 
 MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
 
@@ -74,14 +86,19 @@ class MlflowStudyObserver(StudyObserver):
         if existing is not None:
             self._stage_run = mlflow.start_run(run_id=existing, nested=True).info.run_id
             return
-        run = mlflow.start_run(run_name=stage.name, nested=True, parent_run_id=self.parent_run_id)
-        self._stage_run = run.info.run_id
         tags = {
             tree.STAGE_TAG: str(stage.index + 1),
             tree.CENTER_TAG: stage.center,
             tree.TRAIN_CENTERS_TAG: ",".join(stage.train_centers),
+            tree.HASHED_TAG: tree.HASHED_VERSION,
         }
-        self.client.log_batch(self._stage_run, tags=[RunTag(k, v) for k, v in tags.items()])
+        with deferred_interrupts() as received:  # created and tagged in one call, its id known at once
+            run = mlflow.start_run(
+                run_name=stage.name, nested=True, parent_run_id=self.parent_run_id, tags=tags
+            )
+        self._stage_run = run.info.run_id
+        if received:
+            raise KeyboardInterrupt
 
     def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
         """Log the epoch's training metrics in one batch (step = epoch)."""
@@ -110,14 +127,14 @@ class MlflowStudyObserver(StudyObserver):
                 "strategy": outcome.strategy_state,
             }
             torch.save(payload, path)
-            self.client.log_artifact(run_id, str(path), artifact_path=tree.CHECKPOINT_DIR)
-            self.client.set_tag(run_id, tree.CHECKPOINT_SHA_TAG, file_sha256(path))
+            log_file(self.client, run_id, path, tree.CHECKPOINT_ARTIFACT)
             if outcome.memory_manifest is not None:
-                self.client.log_dict(run_id, outcome.memory_manifest, tree.MEMORY_MANIFEST_ARTIFACT)
-            self.client.log_dict(run_id, outcome.per_case, tree.PER_CASE_ARTIFACT)
+                log_json(self.client, run_id, outcome.memory_manifest, tree.MEMORY_MANIFEST_ARTIFACT)
+            log_json(self.client, run_id, outcome.per_case, tree.PER_CASE_ARTIFACT)
         mlflow.end_run()
         self.client.set_tag(self.parent_run_id, tree.FINISHED_STAGES_TAG, str(outcome.stage.index + 1))
         self._stage_run = None
+        faults.hit("stage_end")
 
 
 def ensure_experiment(name: str) -> str:
@@ -138,6 +155,15 @@ def ensure_experiment(name: str) -> str:
     return experiment_id
 
 
+@dataclass
+class StudyRunRef:
+    """The parent run of a study as :func:`study_run` gets to know it: its id once the run exists (also
+    when what follows fails), and whether its tags, params, config and dataset were all logged."""
+
+    run_id: str | None = None
+    ready: bool = False
+
+
 @contextmanager
 def study_run(
     cfg: ExperimentConfig,
@@ -145,26 +171,41 @@ def study_run(
     setup: StudySetup,
     dataset: PreparedDataset,
     resume_run_id: str | None = None,
+    ref: StudyRunRef | None = None,
 ) -> Iterator[tuple[MlflowClient, str]]:
     """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest.
 
-    With ``resume_run_id`` the existing parent run is re-opened instead (nothing is logged again). An
-    interruption (Ctrl-C, SIGTERM) ends every open run as KILLED, any other error as FAILED.
+    The run is created with its tags in one call, Ctrl-C and SIGTERM held until its id is known (``ref``),
+    so no signal leaves an untagged run or an unnamed one. With ``resume_run_id`` the existing parent run is
+    re-opened instead (nothing is logged again). An interruption (Ctrl-C, SIGTERM) ends every open run as
+    KILLED, any other error as FAILED; when the tracking store itself failed, ending the runs is tried once,
+    without retries (the store has just used up its retry budget).
     """
+    ref = ref if ref is not None else StudyRunRef()
     ensure_experiment(cfg.tracking.experiment)
-    if resume_run_id is not None:
-        run = mlflow.start_run(run_id=resume_run_id, **start_run_options(cfg, resume=True))
-    else:
-        run = mlflow.start_run(
-            run_name=tree.parent_run_name(cfg.strategy.name, seed), **start_run_options(cfg)
-        )
+    options = start_run_options(cfg, resume=resume_run_id is not None)
+    with deferred_interrupts() as received:
+        if resume_run_id is not None:
+            run = mlflow.start_run(run_id=resume_run_id, **options)
+        else:
+            tags = {**options.pop("tags", {}), **_study_tags(cfg, seed, setup, dataset)}
+            run = mlflow.start_run(
+                run_name=tree.parent_run_name(cfg.strategy.name, seed), tags=tags, **options
+            )
+        ref.run_id = run.info.run_id
     client, run_id = MlflowClient(), run.info.run_id
     try:
+        if received:
+            raise KeyboardInterrupt
         if resume_run_id is None:
-            _log_study_start(client, run_id, cfg, seed, setup, dataset)
+            _log_study_start(client, run_id, cfg, seed, dataset)
+        ref.ready = True
         yield client, run_id
     except KeyboardInterrupt:
         _end_open_runs("KILLED")
+        raise
+    except MlflowException:
+        _end_open_runs("FAILED", retry=False)
         raise
     except BaseException:
         _end_open_runs("FAILED")
@@ -172,21 +213,29 @@ def study_run(
     _end_open_runs("FINISHED")
 
 
-def _end_open_runs(status: str) -> None:
-    """End every active run (stage runs first, then the parent) with ``status``."""
-    while mlflow.active_run() is not None:
-        mlflow.end_run(status)
+def _end_open_runs(status: str, retry: bool = True) -> None:
+    """End every active run (stage runs first, then the parent) with ``status``.
+
+    Without ``retry`` each run is ended with one attempt and a failure is ignored: the tracking store has
+    failed, and the error that says so is already on its way.
+    """
+    if retry:
+        while mlflow.active_run() is not None:
+            mlflow.end_run(status)
+        return
+    with no_http_retries():
+        while mlflow.active_run() is not None:
+            try:
+                mlflow.end_run(status)  # pops the run before asking the store, so the loop always ends
+            except Exception:  # the store is down: the runs stay RUNNING there
+                continue
 
 
-def _log_study_start(
-    client: MlflowClient,
-    run_id: str,
-    cfg: ExperimentConfig,
-    seed: int,
-    setup: StudySetup,
-    dataset: PreparedDataset,
-) -> None:
-    tags = {
+def _study_tags(
+    cfg: ExperimentConfig, seed: int, setup: StudySetup, dataset: PreparedDataset
+) -> dict[str, str]:
+    """The tags a parent run is created with."""
+    return {
         tree.STRATEGY_TAG: cfg.strategy.name,
         tree.KIND_TAG: setup.strategy.kind,
         tree.SEED_TAG: str(seed),
@@ -195,15 +244,21 @@ def _log_study_start(
         tree.DATASET_DIGEST_TAG: dataset.manifest.digest(),
         tree.DATASET_TAG: str(dataset.directory.resolve()),
         tree.FINISHED_STAGES_TAG: "0",
+        tree.HASHED_TAG: tree.HASHED_VERSION,
     }
+
+
+def _log_study_start(
+    client: MlflowClient,
+    run_id: str,
+    cfg: ExperimentConfig,
+    seed: int,
+    dataset: PreparedDataset,
+) -> None:
     params = {**cfg.flat(), "seed": str(seed)}
-    client.log_batch(
-        run_id,
-        params=[Param(k, v[:6000]) for k, v in params.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
-    )
-    client.log_text(run_id, cfg.to_yaml(), tree.CONFIG_ARTIFACT)
-    client.log_dict(run_id, json.loads(dataset.manifest.model_dump_json()), tree.DATASET_ARTIFACT)
+    client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    log_bytes(client, run_id, cfg.to_yaml().encode("utf-8"), tree.CONFIG_ARTIFACT)
+    log_json(client, run_id, json.loads(dataset.manifest.model_dump_json()), tree.DATASET_ARTIFACT)
     log_lineage(client, run_id, cfg, seed, dataset)
 
 
@@ -235,7 +290,8 @@ def log_study_result(client: MlflowClient, run_id: str, result: StudyResult, wal
     """Log ``r_matrix.json`` and the continual metrics of every metric on the parent run."""
     rmatrix = to_rmatrix(result)
     log_r_matrix(client, run_id, rmatrix)
-    log_metrics(client, run_id, {**study_metrics(rmatrix), tree.WALL_TIME: wall_s})
+    costs = {tree.WALL_TIME: wall_s, tree.SECONDS_PER_STAGE: wall_s / max(len(result.stages), 1)}
+    log_metrics(client, run_id, {**study_metrics(rmatrix), **costs})
     return rmatrix
 
 
@@ -256,12 +312,18 @@ def study_metrics(rmatrix: RMatrix) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def use_tracking_uri(uri: str | None, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> str:
-    """Point MLflow's fluent API at the tracking store, failing fast when a server does not answer.
+def use_tracking_uri(
+    uri: str | None,
+    timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+) -> str:
+    """Point MLflow's fluent API at the tracking store, failing fast when a server does not answer, and
+    create a new ``sqlite:///`` store one process at a time.
 
-    See :func:`mscl.tracking.uri.connect_tracking`.
+    See :func:`mscl.tracking.uri.connect_tracking` and :func:`mscl.tracking.uri.create_sqlite_store`.
     """
-    resolved = connect_tracking(uri, timeout_s)
+    resolved = connect_tracking(uri, timeout_s, retry_budget_s)
+    create_sqlite_store(resolved)
     mlflow.set_tracking_uri(resolved)
     return resolved
 
@@ -284,6 +346,7 @@ def log_evaluation(
             tree.SPLIT_TAG: split,
             tree.DATASET_TAG: str(dataset.directory.resolve()),
             tree.DATASET_DIGEST_TAG: dataset.manifest.digest(),
+            tree.HASHED_TAG: tree.HASHED_VERSION,
         },
     )
     run_id = run.info.run_id
@@ -293,6 +356,6 @@ def log_evaluation(
         for center, score in centers.items()
     }
     log_metrics(client, run_id, means)
-    client.log_dict(run_id, evaluation.per_case, tree.PER_CASE_ARTIFACT)
+    log_json(client, run_id, evaluation.per_case, tree.PER_CASE_ARTIFACT)
     client.set_terminated(run_id)
     return run_id

@@ -64,11 +64,25 @@ TRAIN_CENTERS_TAG = "mscl.train_centers"
 CHECKPOINT_SHA_TAG = "mscl.checkpoint_sha256"
 INPUTS_DIGEST_TAG = "mscl.inputs_digest"
 
+# Artifact hashes: the sha256 of an artifact's bytes, tagged on the run holding it when it is written and
+# checked whenever it is read back (:mod:`mscl.tracking.artifacts`)
+CONFIG_SHA_TAG = "mscl.config_sha256"
+DATASET_MANIFEST_SHA_TAG = "mscl.dataset_manifest_sha256"
+R_MATRIX_SHA_TAG = "mscl.r_matrix_sha256"
+PER_CASE_SHA_TAG = "mscl.per_case_sha256"
+MEMORY_MANIFEST_SHA_TAG = "mscl.memory_manifest_sha256"
+HASHED_TAG = "mscl.artifact_hashes"
+"""Set (to ``1``) when a run is created by a version that hashes every artifact it writes: an artifact of
+such a run without its hash tag is refused, while runs logged before (no such tag) are read unverified,
+except their checkpoints, whose hash (``mscl.checkpoint_sha256``) was always recorded."""
+HASHED_VERSION = "1"
+
 # Evaluate and report runs
 SOURCE_RUN_TAG = "mscl.source_run"
 SPLIT_TAG = "mscl.split"
 EVALUATE_KIND = "evaluate"
 REPORT_KIND = "report"
+REPORT_RUN_NAME = "report"
 
 # Artifacts
 CONFIG_ARTIFACT = "config.yaml"
@@ -86,9 +100,20 @@ FREEZE_ARTIFACT = f"{ENVIRONMENT_DIR}/pip-freeze.txt"
 LOCK_ARTIFACT = f"{ENVIRONMENT_DIR}/lock.txt"
 GIT_STATUS_ARTIFACT = f"{ENVIRONMENT_DIR}/git-status.txt"
 
+ARTIFACT_SHA_TAGS: dict[str, str] = {
+    CHECKPOINT_ARTIFACT: CHECKPOINT_SHA_TAG,
+    CONFIG_ARTIFACT: CONFIG_SHA_TAG,
+    DATASET_ARTIFACT: DATASET_MANIFEST_SHA_TAG,
+    R_MATRIX_ARTIFACT: R_MATRIX_SHA_TAG,
+    PER_CASE_ARTIFACT: PER_CASE_SHA_TAG,
+    MEMORY_MANIFEST_ARTIFACT: MEMORY_MANIFEST_SHA_TAG,
+}
+"""The tag holding each hashed artifact's sha256."""
+
 # Metric keys
 STAGE_SECONDS = "stage_seconds"
 WALL_TIME = "wall_time_s"
+SECONDS_PER_STAGE = "seconds_per_stage"
 STRATEGY_STATE_BYTES = "strategy/state_bytes"
 TEST_PREFIX = "test/"
 LEGACY_TEST_PREFIX = "test_dice/"

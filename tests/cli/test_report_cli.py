@@ -60,6 +60,11 @@ def test_report_command_writes_the_report(uri, tmp_path) -> None:
         ("empty", [], "error: experiment 'empty' has no finished runs to report on"),
         ("absent", [], "error: unknown MLflow experiment 'absent'"),
         ("cli", ["--order", "sideways"], "error: --order must be one of descending, random, all"),
+        (
+            "cli",
+            ["--strategies", "bogus"],
+            "error: experiment 'cli' has no runs of --strategies bogus; its runs are of: replay",
+        ),
     ],
 )
 def test_user_errors_exit_2_with_one_line(uri, tmp_path, experiment, extra, message) -> None:
@@ -69,3 +74,21 @@ def test_user_errors_exit_2_with_one_line(uri, tmp_path, experiment, extra, mess
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_out_creates_only_its_last_folder(uri, tmp_path) -> None:
+    args = ["report", "--experiment", "cli", "--tracking-uri", uri, "--no-log"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "no" / "x" / "y")])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"error: {tmp_path / 'no' / 'x'}: folder does not exist; create it or choose another --out"
+    )
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "file")])
+    assert result.exit_code == 2
+    assert "exists and is not a folder" in result.stderr
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "report.html").is_file()

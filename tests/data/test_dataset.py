@@ -61,3 +61,49 @@ def test_opening_what_is_not_a_dataset_fails_clearly(tmp_path: Path) -> None:
     (tmp_path / "dataset.json").write_text('{"format_version": 1}')
     with pytest.raises(DataError, match="invalid manifest at name"):
         PreparedDataset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("id", "/tmp/elsewhere/x"),
+        ("id", "../../x"),
+        ("subject", "a/b"),
+        ("center", ".hidden"),
+        ("contrast", ""),
+    ],
+)
+def test_identifiers_that_become_paths_are_checked_when_a_manifest_is_read(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    """Checked on read, not only when prepare writes them: a crafted dataset.json is refused."""
+    import json
+
+    build_tiny(tmp_path / "ds")
+    path = tmp_path / "ds" / "dataset.json"
+    manifest = json.loads(path.read_text())
+    manifest["cases"][1][field] = value
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=rf"invalid manifest at cases\.1\.{field}: .* may only hold letters"):
+        PreparedDataset(tmp_path / "ds")
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "hdf5"])
+def test_check_readable_names_every_case_that_does_not_read(tmp_path: Path, fmt: str) -> None:
+    build_tiny(tmp_path / "ds", fmt)
+    with PreparedDataset(tmp_path / "ds") as dataset:
+        ids = [case.id for case in dataset.manifest.cases]
+        dataset.check_readable(ids)
+    tamper(tmp_path / "ds", fmt, "labels/B1_FLAIR")  # still reads: only the sha256 tells
+    with PreparedDataset(tmp_path / "ds") as dataset:
+        dataset.check_readable(ids)
+        with pytest.raises(DataError, match="label of case 'B1_FLAIR' fails its sha256 check"):
+            dataset.check_readable(ids, verify=True)
+    if fmt == "zarr":
+        for case in ("A0_FLAIR", "B2_FLAIR"):
+            [chunk] = [p for p in (tmp_path / "ds" / "volumes.zarr" / "images" / case).rglob("c/*/*/*")]
+            chunk.write_bytes(chunk.read_bytes()[:7])
+        with PreparedDataset(tmp_path / "ds") as dataset, pytest.raises(DataError) as caught:
+            dataset.check_readable(ids)
+        assert "images/A0_FLAIR cannot be read" in str(caught.value)
+        assert "images/B2_FLAIR cannot be read" in str(caught.value)

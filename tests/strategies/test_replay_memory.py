@@ -114,3 +114,66 @@ def test_cases_of_another_center_are_refused() -> None:
     memory = ReplayMemory(RamBackend(), ReplayPolicy())
     with pytest.raises(MemoryBackendError, match="NIH-00 are not of center 'BWH'"):
         memory.add_center("BWH", cases("NIH", 1), _loader)
+
+
+def test_reservoir_needs_a_capacity_and_only_it_does() -> None:
+    with pytest.raises(MemoryBackendError, match="capacity >= 1 is required by reservoir"):
+        ReplayPolicy(selection="reservoir")
+    with pytest.raises(MemoryBackendError, match="capacity"):
+        ReplayPolicy(capacity=5)
+    with pytest.raises(ValueError, match="capacity is required by selection reservoir"):
+        MemoryConfig(selection="reservoir")
+    config = MemoryConfig(selection="reservoir", capacity=6)
+    assert ReplayPolicy.from_config(config, seed=2) == ReplayPolicy(20, None, "reservoir", 2, 6)
+
+
+def test_reservoir_keeps_capacity_cases_over_the_stream() -> None:
+    policy = ReplayPolicy(selection="reservoir", capacity=4, seed=3)
+    stream = [cases("BWH", 3), cases("AMU", 5), cases("NIH", 6)]
+    assert [i.case.id for i in policy.select_stream(stream[:1])] == [
+        i.case.id for i in policy.select_stream(stream[:1])
+    ]
+    assert len(policy.select_stream(stream[:1])) == 3  # filling: fewer cases than capacity, all kept
+    kept = policy.select_stream(stream)
+    assert len(kept) == 4 and len({i.case.id for i in kept}) == 4
+    assert all(i.reason.startswith("reservoir: case ") for i in kept)
+    shuffled = [list(reversed(c)) for c in stream]
+    assert [i.case.id for i in policy.select_stream(shuffled)] == [i.case.id for i in kept]
+
+
+def test_reservoir_gives_every_case_of_the_stream_the_same_chance() -> None:
+    stream = [cases("BWH", 4), cases("AMU", 4), cases("NIH", 4)]  # 12 cases, capacity 3: each kept w.p. 1/4
+    counts: dict[str, int] = {}
+    trials = 4000
+    for seed in range(trials):
+        for item in ReplayPolicy(selection="reservoir", capacity=3, seed=seed).select_stream(stream):
+            counts[item.case.id] = counts.get(item.case.id, 0) + 1
+    assert len(counts) == 12
+    expected, spread = trials / 4, 4 * (trials * 0.25 * 0.75) ** 0.5  # 4 standard deviations
+    assert all(abs(n - expected) < spread for n in counts.values()), counts
+    by_center = {c: sum(n for k, n in counts.items() if k.startswith(c)) for c in ("BWH", "AMU", "NIH")}
+    assert max(by_center.values()) - min(by_center.values()) < 2 * spread  # no favour for early or late
+
+
+def test_reservoir_byte_budget_caps_the_whole_memory() -> None:
+    policy = ReplayPolicy(selection="reservoir", capacity=10, byte_budget=450, seed=0)
+    kept = policy.select_stream([cases("BWH", 6, nbytes=100), cases("AMU", 6, nbytes=100)])
+    assert len(kept) == 4 and sum(i.case.nbytes for i in kept) <= 450
+
+
+def test_a_reservoir_memory_evicts_earlier_centers_cases() -> None:
+    memory = ReplayMemory(RamBackend(), ReplayPolicy(selection="reservoir", capacity=4, seed=1))
+    memory.add_center("BWH", cases("BWH", 4), _loader)
+    assert sorted(memory.backend.keys()) == [f"BWH-{i:02d}" for i in range(4)]
+    memory.add_center("AMU", cases("AMU", 12), _loader)
+    expected = memory.policy.select_stream([cases("BWH", 4), cases("AMU", 12)])
+    assert sorted(memory.backend.keys()) == sorted(i.case.id for i in expected)
+    assert "AMU" in memory.centers() and len(memory.backend) == 4
+    memory.clear()
+    assert len(memory.backend) == 0 and memory.stream == {}
+
+
+def test_per_center_policies_give_the_same_memory_through_the_stream() -> None:
+    policy = ReplayPolicy(quota=2, seed=5, selection="lesion_stratified")
+    stream = [cases("BWH", 7), cases("AMU", 5)]
+    assert policy.select_stream(stream) == policy.select(stream[0]) + policy.select(stream[1])

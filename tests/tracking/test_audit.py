@@ -101,7 +101,10 @@ def test_an_edited_config_artifact_fails_the_config_check(logged_study: LoggedSt
     config = artifact_file(logged_study, run_id, "config.yaml")
     with tampered(config, lambda text: text.replace(b"\n  epochs: 1\n", b"\n  epochs: 5\n")):
         problems = failed(audit_run(run_id, tracking_uri=logged_study.uri))
-    assert problems == {"config": "1 param(s) differ: train.epochs (config.yaml 5, params 1)"}
+    assert problems == {
+        "config": "config.yaml does not match its logged sha256 (mscl.config_sha256): the file is corrupt or "
+        "was changed; 1 param(s) differ: train.epochs (config.yaml 5, params 1)"
+    }
 
 
 def test_a_changed_checkpoint_fails_the_checkpoint_check(logged_study: LoggedStudy) -> None:
@@ -130,7 +133,10 @@ def test_an_edited_r_matrix_fails_the_r_matrix_check(logged_study: LoggedStudy) 
         with tampered(path, change(metric)):
             problems = failed(audit_run(run_id, tracking_uri=logged_study.uri))
         assert list(problems) == ["R matrix"]
-        assert problems["R matrix"].startswith(f"1 value(s) differ: stage1-Big {metric} Big: r_matrix 0.1235")
+        assert problems["R matrix"].startswith(
+            "r_matrix.json does not match its logged sha256 (mscl.r_matrix_sha256): the file is corrupt or "
+            f"was changed; 1 value(s) differ: stage1-Big {metric} Big: r_matrix 0.1235"
+        )
 
 
 def test_unknown_and_stage_runs_are_user_errors(logged_study: LoggedStudy) -> None:

@@ -137,3 +137,32 @@ def test_sigterm_ends_the_runs_as_killed(blob_dataset: Path, tmp_path: Path) -> 
     assert "--resume" in stderr
     statuses = {r.info.run_name: r.info.status for r in client.search_runs([experiment.experiment_id])}
     assert statuses == {"finetune-seed0": "KILLED", "stage1-Big": "KILLED"}
+
+
+def test_a_signal_while_the_parent_run_is_created_leaves_it_tagged_killed_and_named(
+    blob_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM right after MLflow created the parent run, before mscl learnt its id: the run has its tags
+    (created in the same call), ends KILLED, and the message names it (not ``--resume ?``)."""
+    import mlflow
+
+    real = mlflow.start_run
+
+    def start_then_sigterm(*args: object, **kwargs: object) -> object:
+        run = real(*args, **kwargs)  # type: ignore[arg-type]
+        if str(kwargs.get("run_name", "")).startswith("finetune-seed"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run
+
+    monkeypatch.setattr(mlflow, "start_run", start_then_sigterm)
+    cfg = config(tmp_path, "finetune")
+    with pytest.raises(StudyInterrupted) as caught:
+        train_study(blob_dataset, cfg, quiet=True)
+    client = MlflowClient(cfg.tracking.uri)
+    [parent] = client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["mscl.strategy"] == "finetune" and parent.data.tags["mscl.seed"] == "0"
+    assert str(caught.value) == (
+        f"interrupted while run {parent.info.run_id} was being set up: it ended as KILLED with nothing "
+        "trained; start the study again"
+    )

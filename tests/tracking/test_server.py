@@ -161,6 +161,30 @@ def test_transient_server_errors_during_a_study_are_retried(
 
 
 @pytest.mark.slow
+def test_a_server_that_stays_down_fails_the_study_after_its_retry_budget(
+    mlflow_server: MlflowServer, blob_dataset: Path, client_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Once: one request's budget, then the runs are ended without retries (not budget after budget)."""
+    client_env.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    down = Fault("PUT", "/checkpoint/model.pt", 1000, "503")  # every upload of stage 1's checkpoint
+    args = [*train_args(blob_dataset, "{uri}", "down", tmp_path / "ck"), "--set", "tracking.retry_budget_s=4"]
+    with FlakyProxy(mlflow_server.port, [down]) as proxy:
+        started = time.monotonic()
+        result = CliRunner().invoke(app, [a.format(uri=proxy.uri) for a in args])
+        seconds = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    parent = parent_run(MlflowClient(mlflow_server.uri), "down")
+    assert line.startswith(
+        f"error: run {parent.info.run_id}: the tracking server {proxy.uri} failed mid-run, after retrying "
+        "for about 4 s (tracking.retry_budget_s): "
+    )
+    assert down.served == 3  # the first try and its 2 retries: the budget's, once
+    assert seconds < 60  # the study's first stage and one budget, not the default's ten minutes per request
+    assert parent.info.status == "FAILED"
+
+
+@pytest.mark.slow
 def test_the_injected_faults_fail_a_client_that_does_not_retry(
     mlflow_server: MlflowServer, client_env: pytest.MonkeyPatch
 ) -> None:
@@ -233,7 +257,7 @@ def test_commands_fail_fast_when_nothing_listens(
     code, lines, seconds = invoke_dead(COMMANDS[name], uri, blob_dataset, tmp_path, client_env)
     assert code == 2
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"error: tracking server {uri} did not answer within")
+    assert lines[0].startswith(f"error: tracking server {uri} refused the connection")
     assert seconds < FAIL_FAST_S
     assert not any(key in os.environ for key in HTTP_RETRY_DEFAULTS)  # nothing set for a dead server
 

@@ -14,13 +14,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mscl.config import StrategyOptions
 from mscl.strategies.base import StageContext
-from mscl.strategies.replay import Replay
+from mscl.strategies.replay import Replay, ReplayOptions
 
 
-class AnchoredOptions(StrategyOptions):
-    """The ``strategy:`` section of ``anchored_replay``."""
+class AnchoredOptions(ReplayOptions):
+    """The ``strategy:`` section of ``anchored_replay``: replay's (EWC, MAS, LwF terms too) and ``weight``."""
 
     weight: float = Field(0.01, ge=0, description="Weight of the L2 pull towards the previous weights.")
 
@@ -37,16 +36,20 @@ class AnchoredReplay(Replay):
 
     def before_stage(self, context: StageContext) -> None:
         """Keep the anchor on the training device (it may come back from a checkpoint on the CPU)."""
+        super().before_stage(context)
         self.anchor = {name: value.to(context.device) for name, value in self.anchor.items()}
 
     def loss_term(
         self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prediction: torch.Tensor
     ) -> torch.Tensor | None:
+        """Replay's terms (if any) plus the pull towards the anchor."""
+        inherited = super().loss_term(model, images, labels, prediction)
         if not self.anchor:
-            return None
+            return inherited
         weight = self.settings.weight  # type: ignore[attr-defined]
         pulls = [((p - self.anchor[n]) ** 2).sum() for n, p in model.named_parameters() if n in self.anchor]
-        return weight * torch.stack(pulls).sum()
+        pull = weight * torch.stack(pulls).sum()
+        return pull if inherited is None else inherited + pull
 
     def after_stage(self, context: StageContext) -> dict[str, Any]:
         """Fill the memory (replay), then anchor the next stage at the weights just trained."""
@@ -55,7 +58,8 @@ class AnchoredReplay(Replay):
         return manifest
 
     def state_dict(self) -> dict[str, Any]:
-        return {"anchor": {name: value.cpu() for name, value in self.anchor.items()}}
+        return {"replay": super().state_dict(), "anchor": {n: v.cpu() for n, v in self.anchor.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state.get("replay", {}))
         self.anchor = dict(state.get("anchor", {}))
