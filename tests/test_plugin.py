@@ -38,6 +38,7 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[
 
 def train(data: Path, folder: Path, *extra: str) -> str:
     """``mscl train`` with the plugin's strategy, metric and backend; returns the tracking URI."""
+    folder.mkdir(parents=True, exist_ok=True)  # the tracking database's folder must exist
     uri = f"sqlite:///{folder}/mlflow.db"
     args = [
         "train", "--data", str(data), *TINY, "--strategy", "anchored_replay", "--memory-backend", "npz",

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +31,7 @@ from mscl.tracking.checkpoints import per_case_scores, run_config, stage_runs
 from mscl.tracking.queries import is_parent
 from mscl.tracking.resume import load_resume_info, parent_run
 from mscl.tracking.rmatrix import load_r_matrix
+from tests.tracking.test_audit import tampered
 
 if TYPE_CHECKING:
     from tests.tracking.conftest import LoggedStudy
@@ -40,19 +40,6 @@ if TYPE_CHECKING:
 def artifact_file(client: MlflowClient, run_id: str, path: str) -> Path:
     """Where a run's artifact lies on disk (the sqlite store keeps artifacts in local folders)."""
     return Path(urlparse(client.get_run(run_id).info.artifact_uri).path) / path
-
-
-@contextmanager
-def tampered(path: Path, change: Callable[[bytes], bytes]) -> Iterator[None]:
-    """Rewrite a file with ``change`` applied, restoring it afterwards (the runs are shared by the tests)."""
-    original = path.read_bytes()
-    changed = change(original)
-    assert changed != original
-    path.write_bytes(changed)
-    try:
-        yield
-    finally:
-        path.write_bytes(original)
 
 
 def flip_byte(data: bytes) -> bytes:
