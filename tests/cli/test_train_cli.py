@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -208,15 +207,6 @@ def test_a_tracking_uri_of_no_store_and_an_empty_experiment_are_named(
 
 
 # --- file modes -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def umask_000() -> Iterator[None]:
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def shared_writable(root: Path) -> list[str]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,15 +11,6 @@ import torch
 from mscl.engine.trainer import StageState
 from mscl.errors import ResumePointCorrupted
 from mscl.protocol.checkpoints import MAGIC, StateStore
-
-
-@pytest.fixture
-def umask_000() -> Iterator[None]:
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def saved(tmp_path: Path) -> StateStore:
