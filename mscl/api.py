@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
+    from mscl.tracking.lineage import GridLink
+
 
 def train_study(
     data_dir: Path,
@@ -36,6 +38,7 @@ def train_study(
     quiet: bool = False,
     observers: Sequence[StudyObserver] = (),
     verify_data: bool = False,
+    link: GridLink | None = None,
 ) -> list[StudyResult]:
     """Run ``cfg.strategy`` for every seed of ``cfg.protocol.seeds``, one MLflow parent run per seed.
 
@@ -48,6 +51,7 @@ def train_study(
         quiet: no progress bars or tables.
         observers: extra observers of every study (notebooks, tests).
         verify_data: also check every case of the study against its sha256 before starting.
+        link: the study grid cell these runs belong to (``mscl study``): nest them under its study run.
 
     Returns:
         One :class:`StudyResult` per seed, in seed order.
@@ -62,7 +66,7 @@ def train_study(
         with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
             check_study(dataset, cfg, verify=verify_data)
             return [
-                _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers)
+                _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers, link=link)
                 for seed in cfg.protocol.seeds
             ]
 
@@ -126,6 +130,7 @@ def _run_seed(
     quiet: bool,
     observers: Sequence[StudyObserver],
     resume: Run | None = None,
+    link: GridLink | None = None,
 ) -> StudyResult:
     """One (strategy, seed) study inside its MLflow parent run, resumed when ``resume`` is given."""
     from mlflow.exceptions import MlflowException
@@ -147,13 +152,15 @@ def _run_seed(
             store = StateStore(cfg.train.checkpoint_dir / resume.info.run_id)
             info = load_resume_info(MlflowClient(), resume, stages, store)
         with (
-            study_run(cfg, seed, setup, dataset, resume_id, ref) as (client, run_id),
+            study_run(cfg, seed, setup, dataset, resume_id, ref, link) as (client, run_id),
             progress_bar(quiet) as bar,
         ):
             store = StateStore(cfg.train.checkpoint_dir / run_id)
             observer = CompositeObserver(
                 [
-                    MlflowStudyObserver(client, run_id, cfg, reattach=info.stage_runs),
+                    MlflowStudyObserver(
+                        client, run_id, cfg, reattach=info.stage_runs, manifest=dataset.manifest
+                    ),
                     LineageObserver(client, run_id, cfg, dataset, setup.strategy),
                     CheckpointObserver(store, cfg.train.checkpoint_every, setup.strategy),
                     ProgressObserver(bar, len(stages), stage_epochs(cfg), f"{cfg.strategy.name} seed {seed}"),
@@ -163,6 +170,10 @@ def _run_seed(
             result = run_study(dataset, cfg, seed, observer, setup, info.point)
             earlier = sum(outcome.seconds for outcome in info.point.finished.values())
             log_study_result(client, run_id, result, time.perf_counter() - started + earlier)
+            if cfg.tracking.register_model:
+                from mscl.tracking.models import register_final_model
+
+                register_final_model(client, run_id, cfg.tracking.register_model, cfg.tracking.model_alias)
     except MlflowException as exc:
         import mlflow
 

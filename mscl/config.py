@@ -6,7 +6,7 @@ overrides and dedicated CLI flags. The merged mapping is validated once into :cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -256,6 +256,10 @@ class TrackingConfig(StrictModel):
         description="Seconds one request to a tracking server may wait out an outage during a command "
         "(retries with growing waits; at most 1080 s, MLflow's 10 retries of at most 120 s; 0: no retries).",
     )
+    register_model: str | None = Field(
+        None, min_length=1, description="Model Registry name for each seed's final stage model."
+    )
+    model_alias: str = Field("champion", min_length=1, description="The alias set on the registered version.")
 
 
 class ExperimentConfig(StrictModel):
@@ -434,6 +438,7 @@ def load_config(
     overrides: Iterable[Override] = (),
     *,
     base: ExperimentConfig | None = None,
+    foreign: Collection[str] = (),
 ) -> ExperimentConfig:
     """Resolve preset, file and overrides into one validated :class:`ExperimentConfig`.
 
@@ -446,11 +451,14 @@ def load_config(
         overrides: ``section.key=value`` strings or nested mappings, applied in order.
         base: A configuration to apply the file and overrides to instead of a preset (the logged one of a
             resumed run), unless ``preset`` names a different preset.
+        foreign: Top-level keys of the file that belong to the calling command, not to the experiment
+            (``study`` for ``mscl study``): left out here.
 
     Raises:
         ConfigError: naming every invalid field as ``section.key: problem``.
     """
     user = read_yaml(config_file) if config_file is not None else {}
+    user = {key: value for key, value in user.items() if key not in foreign}
     if base is not None and preset in (None, base.preset):
         name, start, source = base.preset, base.model_dump(mode="json"), "resume settings"
     else:

@@ -60,12 +60,27 @@ def main(
 
 
 def _register() -> None:
-    from mscl.cli import audit, bench, config_cmd, evaluate, memory, prepare, report, train
+    from mscl.cli import (
+        audit,
+        bench,
+        config_cmd,
+        evaluate,
+        extend,
+        memory,
+        predict,
+        prepare,
+        report,
+        study,
+        train,
+    )
 
     app.add_typer(config_cmd.app, name="config")
     app.command("prepare")(prepare.prepare)
     app.command("train")(train.train)
+    app.command("extend")(extend.extend)
+    app.command("study")(study.study)
     app.command("evaluate")(evaluate.evaluate)
+    app.command("predict")(predict.predict)
     app.add_typer(memory.app, name="memory")
     app.command("report")(report.report)
     app.command("audit")(audit.audit)

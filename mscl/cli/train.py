@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
+from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given, parse_seeds
 from mscl.config import load_config
 from mscl.errors import ConfigError
 from mscl.strategies import STRATEGIES
@@ -52,21 +52,37 @@ def train(
         str | None, typer.Option("--resume", help="Continue the interrupted parent run with this id.")
     ] = None,
     parallel: Annotated[
-        int, typer.Option("--parallel", help="Seeds trained at once, one process each (see mscl.parallel).")
+        int,
+        typer.Option(
+            "--parallel",
+            help="Seeds trained at once on Ray: `mscl study` with one strategy (needs mscl[ray]).",
+        ),
     ] = 1,
     verify_data: Annotated[
         bool,
         typer.Option("--verify-data", help="Check every case's sha256 first (default: only that it reads)."),
     ] = False,
+    register: Annotated[
+        str | None, typer.Option("--register", help="Register the final stage's model under this name.")
+    ] = None,
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="Alias of the registered version (default champion).")
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""
     flags: dict[str, Any] = {
         "strategy": given(name=strategy, carry_over=carry_over),
-        "protocol": given(order=order, seeds=_seeds(seeds, seed_list), order_seed=order_seed),
+        "protocol": given(order=order, seeds=parse_seeds(seeds, seed_list), order_seed=order_seed),
         "memory": given(backend=memory_backend, path=memory_path),
         "train": given(epochs=epochs, max_epochs=max_epochs, device=device),
-        "tracking": given(uri=tracking_uri, experiment=experiment, system_metrics=system_metrics or None),
+        "tracking": given(
+            uri=tracking_uri,
+            experiment=experiment,
+            system_metrics=system_metrics or None,
+            register_model=register,
+            model_alias=alias,
+        ),
     }
     overrides = [*(set_ or ()), flags]
     if quiet:  # MLflow prints a "View run ... at http://..." line per run against a server
@@ -84,7 +100,7 @@ def train(
         )  # fmt: skip
         return
     if parallel != 1:
-        from mscl.parallel import train_parallel
+        from mscl.study.run import train_parallel
 
         train_parallel(
             data, load_config(preset, config, overrides), parallel, quiet=quiet, verify_data=verify_data
@@ -93,18 +109,3 @@ def train(
     from mscl.api import train_study
 
     train_study(data, load_config(preset, config, overrides), quiet=quiet, verify_data=verify_data)
-
-
-def _seeds(count: int | None, listed: str | None) -> list[int] | None:
-    if count is not None and listed is not None:
-        raise ConfigError("give --seeds N or --seed-list, not both")
-    if count is not None:
-        if count < 1:
-            raise ConfigError("--seeds must be >= 1")
-        return list(range(count))
-    if listed is not None:
-        try:
-            return [int(s) for s in listed.split(",") if s.strip()]
-        except ValueError:
-            raise ConfigError(f"--seed-list {listed!r}: expected integers like 5,9,46") from None
-    return None

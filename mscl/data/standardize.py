@@ -24,6 +24,10 @@ RESCALE_PERCENTILES: tuple[float, float] = (0.5, 99.5)
 """``percentile`` normalisation maps these foreground percentiles to [0, 1] and clips outside."""
 
 
+Box = tuple[slice, slice, slice]
+"""The crop of a volume: one slice per axis."""
+
+
 def standardize(
     image: torch.Tensor,
     label: torch.Tensor,
@@ -31,7 +35,20 @@ def standardize(
     crop_margin_mm: float,
     normalization: Normalization,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop a 3D pair to its foreground plus a margin, normalise the image, clip the label to [0, 1].
+    """Crop a 3D pair to its foreground plus a margin, normalise the image, clip the label to [0, 1]
+    (:func:`standardize_with_box` without the box)."""
+    image_out, label_out, _ = standardize_with_box(image, label, spacing, crop_margin_mm, normalization)
+    return image_out, label_out
+
+
+def standardize_with_box(
+    image: torch.Tensor,
+    label: torch.Tensor,
+    spacing: Sequence[float],
+    crop_margin_mm: float,
+    normalization: Normalization,
+) -> tuple[np.ndarray, np.ndarray, Box]:
+    """:func:`standardize`, also returning the crop box (in the input's voxels), so it can be inverted.
 
     Args:
         image: 3D intensities.
@@ -41,7 +58,7 @@ def standardize(
         normalization: ``zscore`` or ``percentile`` (see :func:`normalize_intensity`).
 
     Returns:
-        float32 ``(image, label)`` arrays.
+        float32 ``(image, label)`` arrays and the box they were cropped to.
 
     Raises:
         DataError: the image has no foreground or is constant over it.
@@ -53,7 +70,7 @@ def standardize(
     margin = [math.ceil(crop_margin_mm / s) for s in spacing]
     box = bounding_box(foreground, margin)
     image, label, foreground = image[box], label[box], foreground[box]
-    return normalize_intensity(image, foreground, normalization).numpy(), label.clamp(0, 1).numpy()
+    return normalize_intensity(image, foreground, normalization).numpy(), label.clamp(0, 1).numpy(), box
 
 
 def foreground_mask(image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -63,7 +80,7 @@ def foreground_mask(image: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return (image > threshold) | (label > 0)
 
 
-def bounding_box(mask: torch.Tensor, margin: Sequence[int]) -> tuple[slice, slice, slice]:
+def bounding_box(mask: torch.Tensor, margin: Sequence[int]) -> Box:
     """Slices keeping ``mask``'s bounding box plus ``margin`` voxels per axis, within the volume."""
     box = []
     for axis in range(3):

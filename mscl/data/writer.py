@@ -68,6 +68,24 @@ def drop_shared_write(folder: Path) -> None:
             path.chmod(mode & ~0o022 & 0o7777)
 
 
+def temporary_sibling(out: Path) -> Path:
+    """A fresh hidden name beside ``out`` to write it under until it is complete."""
+    return out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+
+
+def move_into_place(tmp: Path, out: Path) -> Path:
+    """Rename the complete directory ``tmp`` to ``out`` (owner-writable only), replacing an existing one."""
+    drop_shared_write(tmp)
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(trash)
+        tmp.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(out)
+    return out
+
+
 @dataclass
 class DatasetWriter:
     """Write cases into ``<out>``'s temporary sibling; :meth:`commit` renames it into place.
@@ -84,7 +102,7 @@ class DatasetWriter:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         check_output(self.out, self.overwrite)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp = temporary_sibling(self.out)
         self._store: VolumeStore | None = None
 
     def __enter__(self) -> DatasetWriter:
@@ -127,15 +145,7 @@ class DatasetWriter:
         self._store.close()
         self._store = None
         manifest.write(self.tmp)
-        drop_shared_write(self.tmp)
-        if self.out.exists():
-            trash = self.out.parent / f".{self.out.name}.old-{uuid.uuid4().hex[:8]}"
-            self.out.rename(trash)
-            self.tmp.rename(self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            self.tmp.rename(self.out)
-        return self.out
+        return move_into_place(self.tmp, self.out)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -52,7 +52,7 @@ def log_file(client: MlflowClient, run_id: str, path: Path, artifact: str) -> st
     faults.hit("upload")
     client.log_artifact(run_id, str(path), artifact_path=folder or None)
     faults.hit("uploaded")
-    client.set_tag(run_id, tree.ARTIFACT_SHA_TAGS[artifact], digest)
+    client.set_tag(run_id, tree.sha_tag(artifact), digest)
     return digest
 
 
@@ -76,7 +76,7 @@ def hash_problem(tags: Mapping[str, str], artifact: str, digest: str) -> str | N
     ever recorded for its artifacts, so they are accepted unverified. Its checkpoints are the exception:
     their ``mscl.checkpoint_sha256`` was always recorded and is always required.
     """
-    tag = tree.ARTIFACT_SHA_TAGS[artifact]
+    tag = tree.sha_tag(artifact)
     logged = tags.get(tag)
     if logged is None:
         if artifact != tree.CHECKPOINT_ARTIFACT and tree.HASHED_TAG not in tags:

@@ -45,6 +45,8 @@ from mscl.tracking.tree import (
     LOCK_ARTIFACT,
     ORDER_SEED_TAG,
     PROJECT_RUN_TAG,
+    STUDY_CELL_TAG,
+    STUDY_RUN_TAG,
 )
 from mscl.tracking.uri import is_http
 
@@ -128,18 +130,32 @@ def project_run_id() -> str | None:
     return os.environ.get(PROJECT_RUN_ENV) or None
 
 
-def start_run_options(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
-    """Keyword arguments of ``mlflow.start_run`` for a parent run: project-run nesting, system metrics.
+@dataclass(frozen=True)
+class GridLink:
+    """Where a parent run sits in an ``mscl study`` grid: the study run it nests under and its cell."""
 
-    A new parent run under ``mlflow run`` is nested under the project run and tagged ``mscl.project_run``;
-    a resumed one keeps the nesting it was created with.
+    study_run_id: str
+    cell: str
+
+
+def start_run_options(
+    cfg: ExperimentConfig, resume: bool = False, link: GridLink | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of ``mlflow.start_run`` for a parent run: study or project nesting, system metrics.
+
+    A new parent run of a study grid (``link``) is nested under the study run and tagged with it and its
+    cell; otherwise, under ``mlflow run``, it is nested under the project run and tagged ``mscl.project_run``.
+    A resumed one keeps the nesting it was created with.
 
     Raises:
         TrackingError: ``tracking.system_metrics`` is on but ``psutil`` is not installed.
     """
     options: dict[str, Any] = {}
     project = project_run_id()
-    if project and not resume:
+    if link is not None and not resume:
+        tags = {STUDY_RUN_TAG: link.study_run_id, STUDY_CELL_TAG: link.cell}
+        options |= {"parent_run_id": link.study_run_id, "tags": tags}
+    elif project and not resume:
         options |= {"parent_run_id": project, "tags": {PROJECT_RUN_TAG: project}}
     if cfg.tracking.system_metrics:
         import importlib.util

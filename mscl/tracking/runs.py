@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from mscl import faults
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
+from mscl.data.manifest import DatasetManifest
 from mscl.engine.evaluation import Evaluation
 from mscl.interrupts import deferred_interrupts
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
@@ -33,7 +34,7 @@ from mscl.protocol.results import StageOutcome, StudyResult
 from mscl.strategies.base import StagePlan, state_nbytes
 from mscl.tracking import tree
 from mscl.tracking.artifacts import log_bytes, log_file, log_json
-from mscl.tracking.lineage import log_lineage, start_run_options
+from mscl.tracking.lineage import GridLink, log_lineage, start_run_options
 from mscl.tracking.rmatrix import MetricMatrix, RMatrix, log_r_matrix
 from mscl.tracking.uri import (
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -67,6 +68,11 @@ class MlflowStudyObserver(StudyObserver):
         parent_run_id: the study's parent run.
         cfg: the resolved configuration (the checkpoint records the model settings).
         reattach: stage index -> an existing, unfinished stage run to continue (resume).
+        manifest: the dataset trained on; when given, every stage's model is logged as an MLflow model
+            (:func:`mscl.tracking.models.log_stage_model`).
+        stage_tags: more tags of every stage run it creates (``mscl extend``'s).
+        count_stages: tag the parent ``mscl.finished_stages`` as each stage ends (``mscl extend`` tags
+            the parent only once every new stage has ended).
     """
 
     def __init__(
@@ -75,10 +81,17 @@ class MlflowStudyObserver(StudyObserver):
         parent_run_id: str,
         cfg: ExperimentConfig,
         reattach: dict[int, str] | None = None,
+        manifest: DatasetManifest | None = None,
+        stage_tags: dict[str, str] | None = None,
+        count_stages: bool = True,
     ) -> None:
         self.client, self.parent_run_id, self.cfg = client, parent_run_id, cfg
         self.reattach = dict(reattach or {})
+        self.stage_tags, self.count_stages = dict(stage_tags or {}), count_stages
+        self.manifest = manifest
         self._stage_run: str | None = None
+        self._seen: list[str] = []
+        """Centers the carried weights have trained on (a fresh stage starts over)."""
 
     def stage_started(self, stage: StagePlan) -> None:
         """Open the nested run ``stage<k>-<center>`` (or re-open the one being resumed)."""
@@ -91,6 +104,7 @@ class MlflowStudyObserver(StudyObserver):
             tree.CENTER_TAG: stage.center,
             tree.TRAIN_CENTERS_TAG: ",".join(stage.train_centers),
             tree.HASHED_TAG: tree.HASHED_VERSION,
+            **self.stage_tags,
         }
         with deferred_interrupts() as received:  # created and tagged in one call, its id known at once
             run = mlflow.start_run(
@@ -117,6 +131,8 @@ class MlflowStudyObserver(StudyObserver):
             for center, score in centers.items()
         }
         timings = {tree.time_key(part): seconds for part, seconds in outcome.timings.items()}
+        if self.manifest is not None:
+            timings[tree.time_key(tree.MODEL_TIME_PART)] = self._log_model(outcome.stage, run_id, model)
         sizes = {tree.STRATEGY_STATE_BYTES: state_nbytes(outcome.strategy_state)}
         log_metrics(self.client, run_id, {**rows, **timings, **sizes, tree.STAGE_SECONDS: outcome.seconds})
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,9 +148,23 @@ class MlflowStudyObserver(StudyObserver):
                 log_json(self.client, run_id, outcome.memory_manifest, tree.MEMORY_MANIFEST_ARTIFACT)
             log_json(self.client, run_id, outcome.per_case, tree.PER_CASE_ARTIFACT)
         mlflow.end_run()
-        self.client.set_tag(self.parent_run_id, tree.FINISHED_STAGES_TAG, str(outcome.stage.index + 1))
+        if self.count_stages:
+            self.client.set_tag(self.parent_run_id, tree.FINISHED_STAGES_TAG, str(outcome.stage.index + 1))
         self._stage_run = None
         faults.hit("stage_end")
+
+    def _log_model(self, stage: StagePlan, run_id: str, model: torch.nn.Module) -> float:
+        """Log the stage's MLflow model; returns the seconds it took."""
+        from mscl.predict.settings import SegmenterSettings
+        from mscl.tracking.models import log_stage_model
+
+        assert self.manifest is not None
+        started = time.perf_counter()
+        seen = [] if stage.fresh else self._seen
+        self._seen = [*seen, *(c for c in stage.train_centers if c not in seen)]
+        settings = SegmenterSettings.of_stage(self.cfg, self.manifest, self._seen, run_id, stage.index + 1)
+        log_stage_model(self.client, run_id, model, settings)
+        return time.perf_counter() - started
 
 
 def ensure_experiment(name: str) -> str:
@@ -172,6 +202,7 @@ def study_run(
     dataset: PreparedDataset,
     resume_run_id: str | None = None,
     ref: StudyRunRef | None = None,
+    link: GridLink | None = None,
 ) -> Iterator[tuple[MlflowClient, str]]:
     """Open the parent run ``<strategy>-seed<seed>`` with tags, params, config and dataset manifest.
 
@@ -183,7 +214,7 @@ def study_run(
     """
     ref = ref if ref is not None else StudyRunRef()
     ensure_experiment(cfg.tracking.experiment)
-    options = start_run_options(cfg, resume=resume_run_id is not None)
+    options = start_run_options(cfg, resume=resume_run_id is not None, link=link)
     with deferred_interrupts() as received:
         if resume_run_id is not None:
             run = mlflow.start_run(run_id=resume_run_id, **options)

@@ -12,8 +12,13 @@ use these names. docs/tracking.md draws the tree::
         ├── checkpoint/model.pt            weights + strategy state, sha256 in tag mscl.checkpoint_sha256
         ├── per_case_scores.json           {metric: {center: {case: score}}}
         ├── memory_manifest.json           (replay)
+        ├── model: the stage's MLflow model (pyfunc), its id in tag mscl.model_id
         └── metrics test/<metric>/<center>, train/<name> per epoch, time/<part>_s, stage_seconds,
             strategy/state_bytes
+
+``mscl extend`` adds stage runs (tag ``mscl.extension``, metrics ``before/<metric>/<center>`` and
+``untrained/<metric>/<center>`` for the new centers, their ``dataset.json``), grows ``r_matrix.json``
+(the previous one kept as ``r_matrix.v<k>.json``) and tags the parent ``mscl.extension<n>.*``.
 
 This module imports nothing heavy: strategies and the CLI may use it without pulling MLflow in.
 """
@@ -56,6 +61,15 @@ FINISHED_STAGES_TAG = "mscl.finished_stages"
 PROJECT_RUN_TAG = "mscl.project_run"
 GIT_COMMIT_TAG = "mscl.git_commit"
 GIT_DIRTY_TAG = "mscl.git_dirty"
+EXTENSIONS_TAG = "mscl.extensions"
+"""How many times ``mscl extend`` added centers to the study (absent: never)."""
+
+
+def extension_tag(number: int, field: str) -> str:
+    """A parent-run tag of extension ``number`` (1-based): ``mscl.extension<n>.<field>``, the fields being
+    ``time`` (UTC, ISO 8601), ``centers``, ``dataset``, ``dataset_digest`` and ``runs`` (stage run ids)."""
+    return f"mscl.extension{number}.{field}"
+
 
 # Stage-run tags
 STAGE_TAG = "mscl.stage"
@@ -63,6 +77,10 @@ CENTER_TAG = "mscl.center"
 TRAIN_CENTERS_TAG = "mscl.train_centers"
 CHECKPOINT_SHA_TAG = "mscl.checkpoint_sha256"
 INPUTS_DIGEST_TAG = "mscl.inputs_digest"
+EXTENSION_TAG = "mscl.extension"
+"""On a stage run added by ``mscl extend``: the extension's number (parent tags ``mscl.extension<n>.*``)."""
+CONFIG_CHANGES_TAG = "mscl.config_changes"
+"""On a stage run added by ``mscl extend``: settings changed from the study's config, ``key (old -> new)``."""
 
 # Artifact hashes: the sha256 of an artifact's bytes, tagged on the run holding it when it is written and
 # checked whenever it is read back (:mod:`mscl.tracking.artifacts`)
@@ -76,6 +94,26 @@ HASHED_TAG = "mscl.artifact_hashes"
 such a run without its hash tag is refused, while runs logged before (no such tag) are read unverified,
 except their checkpoints, whose hash (``mscl.checkpoint_sha256``) was always recorded."""
 HASHED_VERSION = "1"
+
+# Study runs (``mscl study``): one run over a grid of (strategy, seed, order) studies, each parent run of
+# the grid nested under it and tagged with its cell
+STUDY_KIND = "study"
+STUDY_RUN_NAME = "study"
+STUDY_RUN_TAG = "mscl.study_run"
+STUDY_CELL_TAG = "mscl.study_cell"
+STUDY_CELLS_TAG = "mscl.study_cells"
+"""On the study run: how many cells its grid has."""
+STUDY_FINISHED_TAG = "mscl.study_finished"
+"""On the study run: how many of its cells have finished."""
+STUDY_GRID_SHA_TAG = "mscl.study_grid_sha256"
+
+# Stage models: one MLflow model (a LoggedModel, ``models:/<model id>``) per stage run, tagged on it; the
+# final stage's model registered with ``--register NAME`` under an alias (``models:/NAME@champion``)
+STAGE_MODEL_NAME = "model"
+MODEL_ID_TAG = "mscl.model_id"
+DEFAULT_MODEL_ALIAS = "champion"
+MODEL_TIME_PART = "model"
+"""``time/model_s``: the seconds a stage spent logging its model."""
 
 # Evaluate and report runs
 SOURCE_RUN_TAG = "mscl.source_run"
@@ -99,6 +137,14 @@ ENVIRONMENT_DIR = "environment"
 FREEZE_ARTIFACT = f"{ENVIRONMENT_DIR}/pip-freeze.txt"
 LOCK_ARTIFACT = f"{ENVIRONMENT_DIR}/lock.txt"
 GIT_STATUS_ARTIFACT = f"{ENVIRONMENT_DIR}/git-status.txt"
+STUDY_GRID_ARTIFACT = "study.json"
+
+
+def archived_r_matrix_artifact(stages: int) -> str:
+    """The parent's ``r_matrix.json`` of ``stages`` rows, kept when ``mscl extend`` grew it:
+    ``r_matrix.v<stages>.json``."""
+    return f"r_matrix.v{stages}.json"
+
 
 ARTIFACT_SHA_TAGS: dict[str, str] = {
     CHECKPOINT_ARTIFACT: CHECKPOINT_SHA_TAG,
@@ -107,8 +153,22 @@ ARTIFACT_SHA_TAGS: dict[str, str] = {
     R_MATRIX_ARTIFACT: R_MATRIX_SHA_TAG,
     PER_CASE_ARTIFACT: PER_CASE_SHA_TAG,
     MEMORY_MANIFEST_ARTIFACT: MEMORY_MANIFEST_SHA_TAG,
+    STUDY_GRID_ARTIFACT: STUDY_GRID_SHA_TAG,
 }
-"""The tag holding each hashed artifact's sha256."""
+"""The tag holding each hashed artifact's sha256 (archived R matrices: :func:`sha_tag`)."""
+
+
+def sha_tag(artifact: str) -> str:
+    """The tag holding ``artifact``'s sha256; ``r_matrix.v<k>.json`` -> ``mscl.r_matrix_sha256.v<k>``.
+
+    Raises:
+        KeyError: an artifact that is not hashed.
+    """
+    stem, _, rest = artifact.partition(".v")
+    if f"{stem}.json" == R_MATRIX_ARTIFACT and rest.removesuffix(".json").isdigit():
+        return f"{R_MATRIX_SHA_TAG}.v{rest.removesuffix('.json')}"
+    return ARTIFACT_SHA_TAGS[artifact]
+
 
 # Metric keys
 STAGE_SECONDS = "stage_seconds"
@@ -116,6 +176,8 @@ WALL_TIME = "wall_time_s"
 SECONDS_PER_STAGE = "seconds_per_stage"
 STRATEGY_STATE_BYTES = "strategy/state_bytes"
 TEST_PREFIX = "test/"
+BEFORE_PREFIX = "before/"
+UNTRAINED_PREFIX = "untrained/"
 LEGACY_TEST_PREFIX = "test_dice/"
 """Format 1 stage runs logged ``test_dice/<center>``."""
 
@@ -140,18 +202,31 @@ def summary_key(summary: str, metric: str, center: str | None = None) -> str:
     return f"{summary}/{metric}" if center is None else f"{summary}/{metric}/{center}"
 
 
+def before_key(metric: str, center: str) -> str:
+    """On a stage run added by ``mscl extend``: the score on a new ``center`` of the weights the stage
+    started from (the previous stage's checkpoint), ``before/<metric>/<center>``: that stage's R entry."""
+    return f"{BEFORE_PREFIX}{metric}/{center}"
+
+
+def untrained_key(metric: str, center: str) -> str:
+    """On a stage run added by ``mscl extend``: the untrained model's score on a new ``center`` (its
+    baseline entry), ``untrained/<metric>/<center>``."""
+    return f"{UNTRAINED_PREFIX}{metric}/{center}"
+
+
 def zero_shot_key(metric: str, stage_number: int) -> str:
     """A parent run's mean of ``metric`` over all centers after stage ``stage_number`` (1-based)."""
     return f"zero_shot/{metric}/stage{stage_number}"
 
 
-def test_scores(metrics: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """``{metric: {center: score}}`` read back from a stage run's metrics (format 1 keys as ``dice``)."""
+def test_scores(metrics: Mapping[str, float], prefix: str = TEST_PREFIX) -> dict[str, dict[str, float]]:
+    """``{metric: {center: score}}`` read back from a stage run's metrics (format 1 keys as ``dice``);
+    ``prefix`` :data:`BEFORE_PREFIX` or :data:`UNTRAINED_PREFIX` reads those scores instead."""
     scores: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
-        if key.startswith(TEST_PREFIX):
-            metric, _, center = key.removeprefix(TEST_PREFIX).partition("/")
+        if key.startswith(prefix):
+            metric, _, center = key.removeprefix(prefix).partition("/")
             scores.setdefault(metric, {})[center] = value
-        elif key.startswith(LEGACY_TEST_PREFIX):
+        elif prefix == TEST_PREFIX and key.startswith(LEGACY_TEST_PREFIX):
             scores.setdefault("dice", {})[key.removeprefix(LEGACY_TEST_PREFIX)] = value
     return scores

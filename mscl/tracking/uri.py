@@ -256,3 +256,17 @@ def create_sqlite_store(uri: str) -> None:
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         os.close(lock)
+
+
+def connect_existing(explicit: str | None = None) -> str:
+    """:func:`connect_tracking` for a command that only reads: a ``sqlite:///`` store must already exist
+    (nothing is created for a mistyped path).
+
+    Raises:
+        TrackingError: the store is unreachable, or its database file does not exist.
+    """
+    uri = connect_tracking(explicit)
+    database = sqlite_path(uri)
+    if database is not None and not database.is_file():
+        raise TrackingError(f"{database}: no tracking database there; pass the study's --tracking-uri")
+    return uri

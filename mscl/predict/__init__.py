@@ -1,0 +1,1 @@
+"""Segmenting new scans with a study's stage model (``mscl predict`` and the MLflow pyfunc model)."""

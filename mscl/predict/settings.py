@@ -1,0 +1,83 @@
+"""What a stage model needs besides its weights: the network, preprocessing and inference settings.
+
+Written as ``settings.json`` inside every stage's MLflow model; no torch import, so it is cheap to read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from mscl.config import DataConfig, EvalConfig, ExperimentConfig, IntTriple, ModelConfig, StrictModel
+from mscl.data.manifest import DatasetManifest
+from mscl.errors import TrackingError
+
+SETTINGS_FORMAT = 1
+
+
+class SegmenterSettings(StrictModel):
+    """The network, how scans are preprocessed, how windows are inferred, and what the model was trained on.
+
+    ``data`` holds the training configuration's preprocessing with the spacing of the dataset actually
+    trained on; ``dataset_preprocessing`` is that dataset's own record (``dataset.json``).
+    """
+
+    format: int = SETTINGS_FORMAT
+    model: ModelConfig
+    data: DataConfig
+    patch_size: IntTriple
+    precision: Literal["auto", "bf16", "fp32"]
+    eval: EvalConfig
+    contrasts: list[str]
+    centers: list[str]
+    run_id: str
+    stage: int
+    dataset_preprocessing: dict[str, Any]
+
+    @classmethod
+    def of_stage(
+        cls,
+        cfg: ExperimentConfig,
+        manifest: DatasetManifest,
+        centers: list[str],
+        run_id: str,
+        stage: int,
+    ) -> SegmenterSettings:
+        """The settings of a stage trained on ``centers`` of the dataset described by ``manifest``."""
+        record = manifest.preprocessing
+        contrasts = sorted(
+            {c for center in manifest.centers if center.name in centers for c in center.contrasts}
+        )
+        return cls(
+            model=cfg.model,
+            data=cfg.data.model_copy(update={"spacing": record.spacing}),
+            patch_size=cfg.train.patch_size,
+            precision=cfg.train.precision,
+            eval=cfg.eval,
+            contrasts=contrasts,
+            centers=list(centers),
+            run_id=run_id,
+            stage=stage,
+            dataset_preprocessing=record.model_dump(mode="json"),
+        )
+
+    def write(self, path: Path) -> Path:
+        """Save as JSON; returns ``path``."""
+        path.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> SegmenterSettings:
+        """Read ``settings.json`` of a model.
+
+        Raises:
+            TrackingError: the file is missing, not JSON, or not settings of this format.
+        """
+        try:
+            return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValidationError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TrackingError(f"{path}: not the settings of an mscl model ({first})") from None
