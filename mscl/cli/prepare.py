@@ -41,6 +41,10 @@ def prepare(
     center_column: Annotated[
         str | None, typer.Option("--center-column", help="participants.tsv column naming the center.")
     ] = None,
+    centers: Annotated[
+        str | None,
+        typer.Option("--centers", help="Synthetic only: these centers, e.g. AMU (a hospital joining later)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing directory.")] = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -50,6 +54,8 @@ def prepare(
     )
     if len(chosen) != 1:
         raise ConfigError("give exactly one source: --bids DIR, --manifest CSV or --synthetic")
+    if centers is not None and not synthetic:
+        raise ConfigError("--centers chooses synthetic centers; give --synthetic")
     flags: dict[str, Any] = {
         "data": given(
             spacing=[spacing] * 3 if spacing is not None else None,
@@ -68,7 +74,8 @@ def prepare(
     if synthetic:
         from mscl.data.synthetic import generate_dataset
 
-        result = generate_dataset(out, cfg, overwrite=overwrite, quiet=quiet)
+        wanted = [c.strip() for c in centers.split(",") if c.strip()] if centers else None
+        result = generate_dataset(out, cfg, overwrite=overwrite, quiet=quiet, centers=wanted)
     else:
         from mscl.data.prepare import prepare_real
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -106,7 +106,8 @@ def run_study(
     configure_determinism(cfg.train.deterministic, device)
     seed_everything(seed)
     initial = build_model(cfg.model, seed=seed).to(device)
-    runner = _StageRunner(dataset, cfg, seed, device, strategy, observer)
+    tests = test_cases(dataset, setup.centers)
+    runner = StageRunner(dataset, tests, cfg, seed, device, strategy, observer)
     baseline, _ = runner.score(initial)
     result = StudyResult(
         cfg.strategy.name,
@@ -155,28 +156,41 @@ def stage_model(
     return model
 
 
-class _StageRunner:
-    """Trains one stage on its cases, calling the strategy's hooks, and scores every center's test split."""
+TestCases = Mapping[str, Sequence[ExtraCase]]
+"""Every center's test cases, in column order; a center without any (not available) scores NaN."""
+
+
+def test_cases(dataset: PreparedDataset, centers: Sequence[str]) -> dict[str, list[ExtraCase]]:
+    """The test-split cases of each of ``centers`` in ``dataset``, checksums verified."""
+    records = dataset.manifest.cases_of(split="test")
+    return {center: list(_load_cases(dataset, records, [center])) for center in centers}
+
+
+class StageRunner:
+    """Trains one stage on its cases, calling the strategy's hooks, and scores every center's test split.
+
+    Args:
+        train: the dataset holding the training split of every stage this runner trains.
+        tests: every center's test cases (see :data:`TestCases`).
+    """
 
     def __init__(
         self,
-        dataset: PreparedDataset,
+        train: PreparedDataset,
+        tests: TestCases,
         cfg: ExperimentConfig,
         seed: int,
         device: torch.device,
         strategy: Strategy,
         observer: StudyObserver,
     ) -> None:
-        self.dataset, self.cfg, self.seed, self.device = dataset, cfg, seed, device
+        self.train, self.tests, self.cfg, self.seed, self.device = train, tests, cfg, seed, device
         self.strategy, self.observer = strategy, observer
-        centers = select_centers(dataset.manifest.center_names(), cfg.protocol.centers)
-        records = dataset.manifest.cases_of(split="test")
-        self.tests = {center: list(_load_cases(dataset, records, [center])) for center in centers}
 
     def own_cases(self, stage: StagePlan) -> list[ExtraCase]:
         """The training-split cases of the stage's centers."""
-        records = self.dataset.manifest.cases_of(split="train")
-        return list(_load_cases(self.dataset, records, stage.train_centers))
+        records = self.train.manifest.cases_of(split="train")
+        return list(_load_cases(self.train, records, stage.train_centers))
 
     def run(self, stage: StagePlan, model: torch.nn.Module, partial: PartialStage | None) -> StageOutcome:
         """Train ``model`` in place on the stage's cases (from ``partial`` when resuming), score it, and
@@ -233,14 +247,17 @@ class _StageRunner:
             timings=clock.parts,
         )
 
-    def score(self, model: torch.nn.Module) -> tuple[CenterScores, CaseScores]:
-        """Every metric per test case of every center, and each center's mean over its cases."""
+    def score(
+        self, model: torch.nn.Module, centers: Sequence[str] | None = None
+    ) -> tuple[CenterScores, CaseScores]:
+        """Every metric per test case of every center (or of ``centers``), and each center's mean."""
         from mscl.engine.evaluation import evaluate_centers
 
         faults.hit("evaluate")
+        chosen = self.tests if centers is None else {center: self.tests[center] for center in centers}
         evaluation = evaluate_centers(
             model,
-            {center: (_test_case(c) for c in cases) for center, cases in self.tests.items()},
+            {center: (_test_case(c) for c in cases) for center, cases in chosen.items()},
             self.cfg.eval,
             self.cfg.train.patch_size,
             self.device,

@@ -12,7 +12,8 @@ and ``s(c)`` the stage at which center ``c`` was trained (0-based below, 1-based
 - forgetting = 1/(K-1) * sum_{i<K-1} (max_{s(c_i)<=l<K-1} R[l, c_i] - R[K-1, c_i])
 - zero-shot mean after stage i = mean_j R[i, j]                       (seen and unseen centers alike)
 
-NaN entries (a center whose every test case was skipped) are ignored by the means.
+NaN entries (a center whose every test case was skipped, or that was not available when an extended
+study scored a stage) are ignored by the means; a summary with no defined value is NaN.
 
 For a metric where lower is better (lesion FDR, volume difference), :func:`summarize` computes BWT, FWT and
 forgetting on ``-R``, so that for every metric a positive BWT or FWT means better and a positive forgetting
@@ -25,6 +26,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def _mean(values: Sequence[float] | np.ndarray) -> float:
+    """Mean of the defined (non-NaN) values; NaN when there is none (without NumPy's warning)."""
+    array = np.asarray(values, dtype=float)
+    defined = array[~np.isnan(array)]
+    return float(defined.mean()) if defined.size else float("nan")
+
+
+def _max(values: np.ndarray) -> float:
+    """Largest defined value; NaN when there is none."""
+    defined = values[~np.isnan(values)]
+    return float(defined.max()) if defined.size else float("nan")
 
 
 def _stage_columns(order: Sequence[str], centers: Sequence[str]) -> list[int]:
@@ -53,12 +67,12 @@ def per_center_bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) 
 def bwt(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> float:
     """Backward transfer: mean per-center BWT over the first K-1 stages (NaN when K < 2)."""
     values = list(per_center_bwt(r, order, centers).values())[:-1]
-    return float(np.nanmean(values)) if values else float("nan")
+    return _mean(values)
 
 
 def acc(r: np.ndarray) -> float:
     """Average accuracy: mean of the final row over all centers."""
-    return float(np.nanmean(np.asarray(r, dtype=float)[-1]))
+    return _mean(np.asarray(r, dtype=float)[-1])
 
 
 def fwt(
@@ -69,20 +83,20 @@ def fwt(
     cols = _stage_columns(order, centers)
     base = np.asarray(baseline, dtype=float)
     values = [r[i - 1, cols[i]] - base[cols[i]] for i in range(1, len(order))]
-    return float(np.nanmean(values)) if values else float("nan")
+    return _mean(values)
 
 
 def forgetting(r: np.ndarray, order: Sequence[str], centers: Sequence[str]) -> float:
     """Mean drop from the best earlier score to the final score, over the first K-1 centers."""
     r = _check(r, order)
     cols = _stage_columns(order, centers)
-    values = [np.nanmax(r[i:-1, col]) - r[-1, col] for i, col in enumerate(cols[:-1])]
-    return float(np.nanmean(values)) if values else float("nan")
+    values = [_max(r[i:-1, col]) - r[-1, col] for i, col in enumerate(cols[:-1])]
+    return _mean(values)
 
 
 def zero_shot_means(r: np.ndarray) -> list[float]:
     """Mean of every row: the zero-shot test score after each stage over all centers."""
-    return [float(v) for v in np.nanmean(np.asarray(r, dtype=float), axis=1)]
+    return [_mean(row) for row in np.asarray(r, dtype=float)]
 
 
 SUMMARIES = ("acc", "bwt", "fwt", "forgetting")

@@ -2,7 +2,8 @@
 
 The metrics are those found in the runs' ``r_matrix.json`` files (the union; the headline metric first). A run
 contributes to every metric it has and is left out, with a note, of the others. For each metric, runs are
-grouped by strategy and order kind (``descending``, ``random``, ``custom``). Every matrix is read in canonical
+grouped by strategy and order kind (``descending``, ``random``, ``custom``; ``extended`` for a study that
+``mscl extend`` added centers to). Every matrix is read in canonical
 center columns, so per-center numbers line up whatever the training order. Continual metrics come from
 :func:`mscl.protocol.metrics.summarize` (sign-aware: positive BWT always means better); statistics over
 seeds from :mod:`mscl.reports.stats`.
@@ -23,11 +24,11 @@ from mscl.metrics.registry import METRICS
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
 from mscl.protocol.metrics import SUMMARIES, ContinualSummary, summarize
 from mscl.reports.stats import PairedTest, Stat, paired_test
-from mscl.tracking.queries import ParentRun
+from mscl.tracking.queries import EXTENDED_ORDER_KIND, ParentRun
 from mscl.tracking.rmatrix import MetricMatrix
 from mscl.tracking.tree import SECONDS_PER_STAGE, WALL_TIME
 
-ORDER_KINDS = ("descending", "random", "custom")
+ORDER_KINDS = ("descending", "random", "custom", EXTENDED_ORDER_KIND)
 COST_METRICS = (WALL_TIME, SECONDS_PER_STAGE, "gpu_hours", "peak_memory_mb", "replay_memory_bytes")
 PAIRED_KEYS = ("acc", "bwt")
 RunKey = tuple[str, str]

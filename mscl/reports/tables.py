@@ -219,12 +219,14 @@ TESTS_FOOTER = (
 
 
 def bwt_table(section: Section, centers: list[str]) -> Table:
-    """Per-center BWT (rows = centers, columns = strategies), the paper's Table 1 form."""
+    """Per-center BWT (rows = centers, columns = strategies), the paper's Table 1 form; a center some run
+    trained on is shown even where its BWT is missing (an extended study's center not scored at the end)."""
     info, strategies = section.metric, list(section.per_center_bwt)
+    trained = {center for group in section.groups for run in group.runs for center in run.rmatrix.order}
     rows: list[list[Cell]] = [
         [center, *(section.per_center_bwt[s][center] for s in strategies)]
         for center in centers
-        if any(section.per_center_bwt[s][center].n for s in strategies)
+        if center in trained
     ]
     return Table(
         f"bwt_per_center_{section.order_kind}{info.suffix}",

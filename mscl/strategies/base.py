@@ -13,6 +13,8 @@ loop calls its typed hooks; by default each only forwards to the strategy's regu
 ``after_stage``      a stage trained and was scored, the model in hand (estimate a Fisher matrix, fill a
                      memory); may return a manifest logged with the stage
 ``restore_stage``    resume: a finished stage is skipped; rebuild what ``after_stage`` left outside the state
+``adopt_stages``     extend: a finished study goes on; take over what ``after_stage`` left outside the state
+                     from where it was written (the earlier centers' training data is not read again)
 ``state_dict``       what the strategy carries from stage to stage; saved with every stage checkpoint and
 ``load_state_dict``  mid-stage resume point and restored on ``--resume``, so a resumed study gives the same R
 ===================  =========================================================================================
@@ -27,13 +29,14 @@ section: a subclass of :class:`mscl.config.StrategyOptions` as ``options``, read
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from mscl.config import ExperimentConfig, StrategyOptions
+from mscl.errors import ConfigError
 from mscl.protocol.kinds import RMatrixKind
 from mscl.tracking.tree import stage_run_name
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from mscl.config import TrainConfig
+    from mscl.data.manifest import CaseRecord
     from mscl.strategies.regularisers import Regulariser
 
 
@@ -153,6 +157,30 @@ class Strategy:
 
         :meth:`load_state_dict` is called afterwards with the state saved after the last finished stage.
         """
+
+    def adopt_stages(
+        self,
+        stages: Sequence[StagePlan],
+        train_cases: Sequence[CaseRecord],
+        manifest: Mapping[str, Any] | None,
+    ) -> None:
+        """``mscl extend``: the finished ``stages`` of a logged study go on without their training data.
+
+        Called once, after :meth:`load_state_dict` with the last stage's state, before the new stages.
+        ``train_cases`` are the stages' training cases as the study's ``dataset.json`` lists them (no
+        arrays), ``manifest`` the last stage's logged memory manifest (None if it logged none). Nothing to do
+        when the state is complete; a strategy that rebuilds state from the earlier data on resume
+        (:meth:`restore_stage`) must take it over here instead, or it cannot be extended.
+
+        Raises:
+            ConfigError: what the strategy needs is gone (naming it and what to do).
+        """
+        if type(self).restore_stage is not Strategy.restore_stage:
+            raise ConfigError(
+                f"strategy {self.name} rebuilds its state from the earlier centers' training data "
+                "(restore_stage) and cannot take it over from what the study wrote (adopt_stages): "
+                "it cannot be extended"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """State carried between stages (see the module docstring): its terms' states by name."""

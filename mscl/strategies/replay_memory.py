@@ -11,7 +11,7 @@ input order: candidates are sorted by id before anything random happens, and eve
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from mscl.config import MemoryConfig, Selection
 from mscl.data.manifest import CaseRecord
-from mscl.errors import MemoryBackendError
+from mscl.errors import MemoryBackendError, MemoryCorrupted
 from mscl.memory_backends.base import MemoryBackend, SampleMeta
 
 Loader = Callable[[str], tuple[np.ndarray, np.ndarray]]
@@ -235,6 +235,40 @@ class ReplayMemory:
             )
             stored.append(self.backend.put(item.case.id, image, label, meta))
         return stored
+
+    def adopt(self, stream: Mapping[str, Sequence[CaseInfo]], logged: Sequence[Mapping[str, Any]]) -> None:
+        """Take the store over as a finished study left it, to add centers to it (``mscl extend``).
+
+        Args:
+            stream: the candidates of the study's centers, in training order (what :meth:`add_center`
+                was given), for the policy to go on from.
+            logged: the memory manifest of the study's last stage (:meth:`manifest` rows, as logged).
+
+        Samples of centers outside ``stream`` (left by an interrupted extension, never logged) are removed;
+        nothing else is changed.
+
+        Raises:
+            MemoryCorrupted: a sample failing its checksums, or the store not holding exactly the logged
+                samples (a sample missing, added or replaced).
+        """
+        bad = self.backend.verify()
+        if bad:
+            raise MemoryCorrupted(f"replay memory: sample(s) {', '.join(bad)} fail their checksums")
+        expected = {row["key"]: (row["image_sha256"], row["label_sha256"]) for row in logged}
+        found = {}
+        for key in self.backend:
+            meta = self.backend.meta(key)
+            if meta.center in stream:
+                found[key] = (meta.image_sha256, meta.label_sha256)
+        differ = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
+        if differ:
+            shown = ", ".join(differ[:3]) + (f" (and {len(differ) - 3} more)" if len(differ) > 3 else "")
+            raise MemoryCorrupted(
+                f"replay memory: the store does not hold the samples its last stage logged: {shown}"
+            )
+        for key in [k for k in self.backend if k not in found]:
+            self.backend.remove(key)
+        self.stream = {center: list(cases) for center, cases in stream.items()}
 
     def clear(self) -> None:
         """Remove every sample (a study rebuilds its memory stage by stage, also when it resumes)."""

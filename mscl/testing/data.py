@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from mscl.data.writer import PreparedCase
 SHAPE = (20, 20, 20)
 CENTERS = {"Big": 4, "Mid": 3, "Small": 3}
 """Subjects per center; ``Small`` is a T2w center whose lesions are dark."""
+MORE_CENTERS = {"Extra": 3}
+"""Centers a dataset may hold besides :data:`CENTERS` (a hospital joining later: ``mscl extend``)."""
 
 
 def make_blob_case(subject: str, center: str, contrast: str, seed: int, invert: bool) -> PreparedCase:
@@ -26,10 +29,16 @@ def make_blob_case(subject: str, center: str, contrast: str, seed: int, invert: 
     return PreparedCase(subject, center, contrast, image, label, (1.0, 1.0, 1.0))
 
 
-def build_blob_dataset(out: Path) -> Path:
-    """Write the blob dataset (10 cases, a subject-level split) to the dataset directory ``out``."""
+def build_blob_dataset(
+    out: Path, centers: Sequence[str] = tuple(CENTERS), spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+) -> Path:
+    """Write the blob dataset to the dataset directory ``out``: by default :data:`CENTERS` (10 cases, a
+    subject-level split); ``centers`` chooses among :data:`CENTERS` and :data:`MORE_CENTERS` (each center's
+    cases and split the same in every dataset holding it); ``spacing`` is only recorded, as preprocessing."""
+    known = CENTERS | MORE_CENTERS
     jobs = []
-    for c, (center, n) in enumerate(CENTERS.items()):
+    for center in centers:
+        c, n = list(known).index(center), known[center]
         contrast = "T2w" if center == "Small" else "FLAIR"
         for s in range(n):
             subject = f"{center}{s:02d}"
@@ -47,9 +56,7 @@ def build_blob_dataset(out: Path) -> Path:
         name="blobs",
         fmt="zarr",
         source=SourceRecord(kind="synthetic", generator="blobs"),
-        preprocessing=PreprocessingRecord(
-            spacing=(1.0, 1.0, 1.0), crop="none", intensity_normalization="none"
-        ),
+        preprocessing=PreprocessingRecord(spacing=spacing, crop="none", intensity_normalization="none"),
         test_fraction=0.34,
         split_seed=0,
         quiet=True,

@@ -219,7 +219,8 @@ def check_checkpoints(stages: list[Run], artifacts: _Artifacts) -> CheckResult:
 
 
 def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckResult:
-    """Every metric's ``r_matrix.json`` rows equal the stage runs' ``test/<metric>/<center>`` metrics."""
+    """Every metric's ``r_matrix.json`` rows equal the stage runs' ``test/<metric>/<center>`` metrics (a
+    center added by ``mscl extend`` after a stage: the next stage's ``before/<metric>/<center>``)."""
     run_id = run.info.run_id
     try:  # read unverified to name the values an edit changed; the hash is checked below
         rmatrix = load_r_matrix(client, run_id, run.info.artifact_uri, verify=False)
@@ -239,6 +240,9 @@ def check_r_matrix(client: MlflowClient, run: Run, stages: list[Run]) -> CheckRe
         if stage.data.tags.get(tree.CENTER_TAG) != center:
             problems.append(f"{name}: row is {center}")
         logged = tree.test_scores(stage.data.metrics)
+        if index + 1 < len(stages):  # centers added by an extension: scored by the next stage, before it
+            later = tree.test_scores(stages[index + 1].data.metrics, tree.BEFORE_PREFIX)
+            logged = {m: {**later.get(m, {}), **scores} for m, scores in logged.items()}
         for metric in rmatrix.metrics:
             row = rmatrix.values(metric)[index]
             for column, value in zip(rmatrix.centers, row, strict=True):

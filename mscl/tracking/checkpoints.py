@@ -51,12 +51,28 @@ def stage_run(client: MlflowClient, run_id: str, stage: int | None = None) -> Ru
 
 
 def stage_runs(client: MlflowClient, parent: Run) -> list[Run]:
-    """The stage runs nested under ``parent``, in stage order."""
+    """The stage runs nested under ``parent``, in stage order.
+
+    A stage run of an ``mscl extend`` that did not complete (not listed in the parent's
+    ``mscl.extension<n>.runs`` tag) is no stage of the study and left out.
+    """
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.`{tree.PARENT_TAG}` = '{parent.info.run_id}'", max_results=1000
     )
+    tags = parent.data.tags
+    extended = {
+        run_id
+        for n in range(1, int(tags.get(tree.EXTENSIONS_TAG, "0")) + 1)
+        for run_id in tags.get(tree.extension_tag(n, "runs"), "").split(",")
+    }
     return sorted(
-        (r for r in children if tree.STAGE_TAG in r.data.tags), key=lambda r: int(r.data.tags[tree.STAGE_TAG])
+        (
+            r
+            for r in children
+            if tree.STAGE_TAG in r.data.tags
+            and (tree.EXTENSION_TAG not in r.data.tags or r.info.run_id in extended)
+        ),
+        key=lambda r: int(r.data.tags[tree.STAGE_TAG]),
     )
 
 
