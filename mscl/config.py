@@ -120,6 +120,12 @@ class TrainConfig(StrictModel):
     rotations: bool = True
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     device: str = "auto"
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch CPU threads; default torch's (the cores). CPU results are bit-identical only at "
+        "the same thread count.",
+    )
     deterministic: bool = True
     checkpoint_every: int = Field(
         10, ge=0, description="Epochs between mid-stage resume points (0: only at stage ends)."

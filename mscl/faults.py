@@ -12,8 +12,12 @@ The points, in the order a stage meets them:
 ``stage_end``             a stage run ended in MLflow, its local resume point not yet removed
 ========================  ===========================================================================
 
-The variable is read once, at import; with it unset :func:`hit` returns at once. Only tests set it
-(``tests/test_faults.py``).
+With ``MSCL_FAULT_ONCE=<path>`` also set, the fault fires only in a process that finds no file at
+``path``, which it creates just before dying: the process that a scheduler starts again in its place
+(a retried Ray task) runs on.
+
+The variables are read once, at import; with ``MSCL_FAULT`` unset :func:`hit` returns at once. Only tests
+set them (``tests/test_faults.py``, ``tests/study``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import os
 import signal
 
 ENV = "MSCL_FAULT"
+ONCE_ENV = "MSCL_FAULT_ONCE"
 POINTS: tuple[str, ...] = ("step", "evaluate", "memory_commit", "upload", "uploaded", "stage_end")
 
 
@@ -35,6 +40,7 @@ def _parse(spec: str | None) -> tuple[str, int] | None:
 
 
 _TARGET = _parse(os.environ.get(ENV))
+_ONCE = os.environ.get(ONCE_ENV)
 _hits = 0
 
 
@@ -44,5 +50,12 @@ def hit(point: str) -> None:
     if _TARGET is None or point != _TARGET[0]:
         return
     _hits += 1
-    if _hits == _TARGET[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _hits != _TARGET[1]:
+        return
+    if _ONCE is not None:
+        try:
+            with open(_ONCE, "x"):
+                pass
+        except FileExistsError:  # the fault has fired once already
+            return
+    os.kill(os.getpid(), signal.SIGKILL)

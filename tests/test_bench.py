@@ -1,4 +1,4 @@
-"""`mscl bench` (figures, JSON, projection arithmetic) and `mscl train --parallel` (mscl.parallel)."""
+"""`mscl bench`: figures, JSON, projection arithmetic."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from mscl import parallel
 from mscl.bench.measure import epoch_batches
 from mscl.bench.projection import paper_counts, project_replay_run, replay_patches
 from mscl.cli.main import app
 from mscl.config import load_config
-from mscl.errors import DataError
-from mscl.tracking.rmatrix import load_r_matrix
 
 TINY = ["--preset", "tiny", "--set", "model.channels=[2,4,8]", "--set", "train.patch_size=[8,8,8]"]
 
@@ -131,86 +127,6 @@ def test_paper_projection_by_hand() -> None:
     assert projection.train_s == pytest.approx(4848.0)
     assert projection.eval_s == pytest.approx(9 * 65 / 2.0)
     assert projection.total_s == pytest.approx(4848.0 + 292.5)
-
-
-def test_seeds_are_dealt_round_robin_and_resources_split() -> None:
-    assert parallel.split_seeds([0, 1, 2, 3, 4], 2) == [[0, 2, 4], [1, 3]]
-    assert parallel.split_seeds([7], 4) == [[7]]
-    assert parallel.worker_threads(2, cores=16) == 8
-    assert parallel.worker_threads(4, cores=2) == 1
-    assert parallel.worker_gpu(3, "auto", gpus=2) == "1"
-    assert parallel.worker_gpu(0, "cuda:1", gpus=2) is None
-    assert parallel.worker_gpu(1, "cuda", gpus=1) is None
-
-
-def test_a_failing_seed_stops_its_worker_and_is_named(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import mscl.api
-
-    def fake_train_study(data_dir: Path, cfg, quiet: bool = False) -> list:
-        if cfg.protocol.seeds == [4]:
-            raise DataError("dataset.json: broken")
-        return []
-
-    monkeypatch.setattr(mscl.api, "train_study", fake_train_study)
-    outcome = parallel._run_seeds(tmp_path, load_config("tiny"), [2, 4, 6])
-    assert outcome.failure == parallel.SeedFailure(4, "dataset.json: broken", 2)
-    assert outcome.skipped == [6]
-    error = parallel.SeedsFailed([outcome.failure], outcome.skipped)
-    assert (
-        str(error) == "seed 4 failed: dataset.json: broken; seeds not run after a failure in their worker: 6"
-    )
-    assert error.exit_code == 2
-    crash = parallel.SeedFailure(1, "RuntimeError: boom", 1)
-    assert parallel.SeedsFailed([outcome.failure, crash], []).exit_code == 1
-
-
-def _r_matrices(uri: str, experiment: str) -> dict[int, dict[str, list[list[float | None]]]]:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    runs = [r for r in client.search_runs([exp.experiment_id]) if "mscl.seed" in r.data.tags]
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert all(r.info.status == "FINISHED" for r in parents)
-    matrices = {int(r.data.tags["mscl.seed"]): load_r_matrix(client, r.info.run_id) for r in parents}
-    return {seed: {name: m.matrix for name, m in rm.metrics.items()} for seed, rm in matrices.items()}
-
-
-@pytest.mark.slow
-def test_parallel_seeds_match_a_sequential_run(blob_dataset: Path, tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    common = [
-        "train",
-        "--data",
-        str(blob_dataset),
-        "--seeds",
-        "2",
-        *TINY,
-        "--epochs",
-        "1",
-        "--tracking-uri",
-        uri,
-    ]
-    runner = CliRunner()
-    sequential = runner.invoke(app, [*common, "--experiment", "sequential", "--quiet"])
-    assert sequential.exit_code == 0, sequential.output
-    both = runner.invoke(app, [*common, "--experiment", "parallel", "--parallel", "2", "--quiet"])
-    assert both.exit_code == 0, both.output
-    expected = _r_matrices(uri, "sequential")
-    assert sorted(expected) == [0, 1]
-    assert _r_matrices(uri, "parallel") == expected
-
-
-@pytest.mark.slow
-def test_parallel_user_errors_name_each_seed(blob_dataset: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["train", "--data", str(blob_dataset), "--seeds", "2", *TINY, "--order", "Big,Nowhere",
-         "--parallel", "2", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--quiet"],
-    )  # fmt: skip
-    assert result.exit_code == 2
-    assert "seed 0 failed: protocol.order names unknown center(s) Nowhere" in result.stderr
-    assert "seed 1 failed" in result.stderr
 
 
 @pytest.mark.gpu

@@ -22,6 +22,7 @@ CALLS = [
     ("main", {"centers": "[AMU,Montp,UCSF]", "seeds": 2}),
     ("prepare", {}),
     ("train", {"data": "demo/data"}),
+    ("study", {"data": "demo/data", "orders": "descending;random"}),
     ("evaluate", {"run_id": "0" * 32, "data": "demo/data"}),
     ("report", {}),
     ("audit", {"run_id": "0" * 32}),

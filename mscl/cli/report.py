@@ -30,7 +30,7 @@ def report(
     from mscl.reports.api import OrderChoice, build_report
 
     names = [s.strip() for s in strategies.split(",") if s.strip()] if strategies else None
-    _check_out(out)
+    check_report_folder(out)
     if names:
         _check_strategies(experiment, tracking_uri, names)
     result = build_report(
@@ -45,7 +45,7 @@ def report(
         console.print(f"logged to MLflow run {result.run_id}")
 
 
-def _check_out(out: Path) -> None:
+def check_report_folder(out: Path) -> None:
     """The report folder exists or is a new folder in an existing one (never a chain of new folders).
 
     Raises:

@@ -43,6 +43,9 @@ def train(
         int | None, typer.Option("--max-epochs", help="Cap on epochs per stage (shortened runs).")
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch CPU threads (default: the cores).")
+    ] = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment name.")] = None,
     system_metrics: Annotated[
@@ -75,7 +78,7 @@ def train(
         "strategy": given(name=strategy, carry_over=carry_over),
         "protocol": given(order=order, seeds=parse_seeds(seeds, seed_list), order_seed=order_seed),
         "memory": given(backend=memory_backend, path=memory_path),
-        "train": given(epochs=epochs, max_epochs=max_epochs, device=device),
+        "train": given(epochs=epochs, max_epochs=max_epochs, device=device, threads=threads),
         "tracking": given(
             uri=tracking_uri,
             experiment=experiment,

@@ -104,6 +104,8 @@ def run_study(
     resume = resume or ResumePoint()
     device = resolve_device(cfg.train.device)
     configure_determinism(cfg.train.deterministic, device)
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
     seed_everything(seed)
     initial = build_model(cfg.model, seed=seed).to(device)
     tests = test_cases(dataset, setup.centers)

@@ -15,14 +15,15 @@ from pathlib import Path
 from mscl.config import ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.errors import ConfigError, MemoryBackendError, MsclError
-from mscl.protocol.order import select_centers
+from mscl.protocol.order import resolve_order, select_centers
 
 
 def check_study(dataset: PreparedDataset, cfg: ExperimentConfig, verify: bool = False) -> None:
     """Raise the error a study of ``cfg`` on ``dataset`` would meet, before it creates anything.
 
     Raises:
-        ConfigError: no such device, an unusable ``train.checkpoint_dir``, unknown centers.
+        ConfigError: no such device, an unusable ``train.checkpoint_dir``, unknown centers, an order that
+            does not name the study's centers.
         MemoryBackendError: an unusable ``memory.path``.
         DataError: a case that cannot be read (or, with ``verify``, fails its sha256).
     """
@@ -35,6 +36,8 @@ def check_study(dataset: PreparedDataset, cfg: ExperimentConfig, verify: bool = 
     if cfg.memory.path is not None and getattr(backend, "persistent", True):
         check_folder(cfg.memory.path, "memory.path", MemoryBackendError)
     centers = select_centers(dataset.manifest.center_names(), cfg.protocol.centers)
+    subjects = {c.name: c.subjects for c in dataset.manifest.centers if c.name in centers}
+    resolve_order(cfg.protocol.order, subjects, cfg.protocol.order_seed or 0)
     dataset.check_readable([case.id for case in dataset.manifest.cases if case.center in centers], verify)
 
 

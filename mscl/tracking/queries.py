@@ -16,9 +16,18 @@ from mlflow.tracking import MlflowClient
 from mscl.data.manifest import IDENTIFIER
 from mscl.errors import ArtifactCorrupted, TrackingError
 from mscl.tracking.rmatrix import RMatrix, load_r_matrix
-from mscl.tracking.tree import ORDER_KIND_TAG, PARENT_TAG, PROJECT_RUN_TAG, STRATEGY_TAG
+from mscl.tracking.tree import (
+    EXTENSIONS_TAG,
+    ORDER_KIND_TAG,
+    PARENT_TAG,
+    PROJECT_RUN_TAG,
+    STRATEGY_TAG,
+    STUDY_RUN_TAG,
+)
 
 PAGE_SIZE = 1000
+EXTENDED_ORDER_KIND = "extended"
+"""The order kind a report gives a study that ``mscl extend`` added centers to."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,14 @@ def iter_runs(client: MlflowClient, exp_id: str, page_size: int = PAGE_SIZE) -> 
 
 
 def is_parent(run: Run) -> bool:
-    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested except under its project run."""
+    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested except under its project run or
+    its study run."""
     tags = run.data.tags
-    return STRATEGY_TAG in tags and tags.get(PARENT_TAG) in (None, tags.get(PROJECT_RUN_TAG))
+    return STRATEGY_TAG in tags and tags.get(PARENT_TAG) in (
+        None,
+        tags.get(PROJECT_RUN_TAG),
+        tags.get(STUDY_RUN_TAG),
+    )
 
 
 def parent_strategies(client: MlflowClient, experiment: str) -> set[str]:
@@ -150,6 +164,8 @@ def _read_parent(client: MlflowClient, run: Run) -> tuple[ParentRun | None, str]
     if tagged != rmatrix.strategy:
         return None, f"tag {STRATEGY_TAG}={tagged} disagrees with r_matrix.json strategy {rmatrix.strategy}"
     order_kind = run.data.tags.get(ORDER_KIND_TAG, "custom")
+    if EXTENSIONS_TAG in run.data.tags:  # its order continues with the added centers: its own section
+        order_kind = EXTENDED_ORDER_KIND
     if not IDENTIFIER.fullmatch(order_kind):  # it names report files
         return None, f"tag {ORDER_KIND_TAG}={order_kind!r} is not a name"
     return ParentRun(

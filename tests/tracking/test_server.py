@@ -221,7 +221,7 @@ COMMANDS = {
     ),
     "train --parallel": Command(
         ["train", "--data", "{data}", "-s", "finetune", *TINY, *QUICK, "--seeds", "2", "--parallel", "2"],
-        "mscl.parallel.split_seeds",
+        "mscl.study.run._preflight",
     ),
     "train --resume": Command(["train", "--resume", RUN_ID, "--data", "{data}"], "mscl.api.PreparedDataset"),
     "evaluate": Command(["evaluate", "--run-id", RUN_ID, "--data", "{data}"], "mscl.api.PreparedDataset"),
