@@ -1,10 +1,5 @@
 """mscl: continual learning of multiple-sclerosis lesion segmentation across hospitals."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mscl")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"  # the package version (pyproject.toml reads it from here)
 
 __all__ = ["__version__"]

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
-from mscl.config import load_config
 from mscl.errors import ConfigError
 from mscl.strategies import STRATEGIES
 
@@ -47,6 +46,8 @@ def bench(
         import torch
 
         torch.set_num_threads(threads)
+    from mscl.config import load_config
+
     cfg = load_config(preset, config, [*(set_ or ()), {"train": given(device=device)}])
     names = [STRATEGIES.check(name.strip()) for name in (strategies or "").split(",") if name.strip()]
     from mscl.bench import run_bench

@@ -6,18 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from mscl.cli.options import ConfigOption, PresetOption, SetOption
-from mscl.config import (
-    DEFAULT_PRESET,
-    ExperimentConfig,
-    config_problems,
-    load_config,
-    merge_layers,
-    preset_mapping,
-    read_yaml,
-)
 
 app = typer.Typer(no_args_is_help=True, help="Show or validate experiment configurations.")
 
@@ -25,6 +15,8 @@ app = typer.Typer(no_args_is_help=True, help="Show or validate experiment config
 @app.command("show")
 def show(preset: PresetOption = None, config: ConfigOption = None, set_: SetOption = None) -> None:
     """Print the resolved configuration as YAML."""
+    from mscl.config import load_config
+
     typer.echo(load_config(preset, config, set_ or ()).to_yaml(), nl=False)
 
 
@@ -34,6 +26,17 @@ def validate(
     preset: PresetOption = None,
 ) -> None:
     """Report every problem in a config file with its path (exit code 2 when invalid)."""
+    from pydantic import ValidationError
+
+    from mscl.config import (
+        DEFAULT_PRESET,
+        ExperimentConfig,
+        config_problems,
+        merge_layers,
+        preset_mapping,
+        read_yaml,
+    )
+
     user = read_yaml(file)
     name = preset or user.get("preset") or DEFAULT_PRESET
     try:

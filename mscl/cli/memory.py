@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mscl.memory_backends.base import SampleMeta
-from mscl.memory_backends.registry import detect_backend, open_backend
+if TYPE_CHECKING:
+    from mscl.memory_backends.base import SampleMeta
 
 app = typer.Typer(no_args_is_help=True, help="Inspect replay memories.")
 
@@ -53,6 +53,8 @@ def inspect(
     ] = False,
 ) -> None:
     """Print a table per center (cases, subjects, bytes, selection reasons)."""
+    from mscl.memory_backends.registry import detect_backend, open_backend
+
     name = backend or detect_backend(path)
     console = Console()
     with open_backend(name, path, mode="r") as store:

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given
-from mscl.config import load_config
 from mscl.errors import ConfigError
 
 
@@ -69,6 +68,8 @@ def prepare(
         ),
         "synthetic": given(seed=seed),
     }
+    from mscl.config import load_config
+
     cfg = load_config(preset, config, [*(set_ or ()), flags])
     console = Console(quiet=quiet)
     if synthetic:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given, parse_seeds
-from mscl.config import load_config
 from mscl.errors import ConfigError
 from mscl.strategies import STRATEGIES
 
@@ -74,6 +73,8 @@ def train(
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""
+    from mscl.config import load_config
+
     flags: dict[str, Any] = {
         "strategy": given(name=strategy, carry_over=carry_over),
         "protocol": given(order=order, seeds=parse_seeds(seeds, seed_list), order_seed=order_seed),

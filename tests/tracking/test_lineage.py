@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from mscl.tracking.lineage import (
     file_sha256,
     git_state,
     parse_requirements,
+    pip_freeze,
     start_run_options,
 )
 
@@ -52,6 +54,18 @@ def test_parent_run_records_the_environment(logged_study: LoggedStudy, tmp_path:
     if LOCK_FILE.is_file():
         lock = download(client, parent.info.run_id, "environment/lock.txt", tmp_path).read_text()
         assert lock == LOCK_FILE.read_text()
+
+
+def test_in_process_freeze_lists_what_pip_freeze_lists() -> None:
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    ours = pip_freeze()
+    assert parse_requirements(ours) == parse_requirements(pip)
+    assert "mscl" not in parse_requirements(ours)  # editable: the source is recorded by its git commit
+    names = list(parse_requirements(ours))
+    assert names == sorted(names)
 
 
 def test_dataset_inputs_on_parent_and_stages(
