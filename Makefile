@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install demo test lint lock clean
+.PHONY: install demo mlproject test lint lock clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,18 @@ demo: $(STAMP)
 	$(DEMO_TRAIN) --strategy finetune
 	$(DEMO_TRAIN) --strategy replay
 	$(BIN)/mscl report --experiment demo --tracking-uri $(DEMO_URI) --out $(DEMO_DIR)/report
-	@echo "report: $(abspath $(DEMO_DIR))/report/report.html (MLflow UI: mlflow ui --backend-store-uri $(DEMO_URI))"
+	@echo "report: $(abspath $(DEMO_DIR))/report/report.html"
+	@$(BIN)/mscl ui-url --experiment demo --tracking-uri $(DEMO_URI)
+
+# The demo pipeline as an MLflow project, in its own folder and store (never demo/ or ./mlflow.db).
+MLPROJECT_DIR ?= mlproject
+MLPROJECT_PRESET ?= tiny
+mlproject: $(STAMP)
+	mkdir -p $(MLPROJECT_DIR)
+	PATH="$(abspath $(BIN)):$$PATH" MLFLOW_TRACKING_URI=sqlite:///$(abspath $(MLPROJECT_DIR))/mlflow.db \
+		$(BIN)/mlflow run . --env-manager local \
+		-P preset=$(MLPROJECT_PRESET) -P out_dir=$(MLPROJECT_DIR)
+	@echo "report: $(abspath $(MLPROJECT_DIR))/report/report.html (store: sqlite:///$(abspath $(MLPROJECT_DIR))/mlflow.db)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -44,4 +55,4 @@ lock: $(STAMP)
 	$(PIP) freeze --exclude-editable | sed -e 's/^torch==.*/torch==2.13.0/' > requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR)
+	rm -rf $(VENV) $(DEMO_DIR) $(MLPROJECT_DIR)

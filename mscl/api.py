@@ -17,7 +17,7 @@ from mscl.data.predictions import PredictionWriter
 from mscl.errors import StudyInterrupted, TrackingError, first_line
 from mscl.interrupts import sigterm_as_interrupt as sigterm_as_interrupt  # the API's, re-exported
 from mscl.permissions import owner_writes
-from mscl.progress import progress_bar
+from mscl.progress import ProgressDisplay
 from mscl.protocol.loop import StudySetup, plan_study, run_study, stage_epochs
 from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver
 from mscl.protocol.preflight import check_study
@@ -60,14 +60,18 @@ def train_study(
         StudyInterrupted: on Ctrl-C or SIGTERM, after ending the runs as KILLED.
     """
     from mscl.tracking.runs import use_tracking_uri
+    from mscl.tracking.uri import connect_tracking
 
+    timeouts = cfg.tracking.connect_timeout_s, cfg.tracking.retry_budget_s
     with owner_writes():
-        use_tracking_uri(cfg.tracking.uri, cfg.tracking.connect_timeout_s, cfg.tracking.retry_budget_s)
+        uri = connect_tracking(cfg.tracking.uri, *timeouts)  # an unreachable server fails first
         with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
             check_study(dataset, cfg, verify=verify_data)
+            setups = [plan_study(dataset, cfg, seed) for seed in cfg.protocol.seeds]  # opens the memories
+            use_tracking_uri(uri, *timeouts)  # a new sqlite store is created only once the study can run
             return [
-                _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers, link=link)
-                for seed in cfg.protocol.seeds
+                _run_seed(dataset, cfg, seed, setup, quiet, observers, link=link)
+                for seed, setup in zip(cfg.protocol.seeds, setups, strict=True)
             ]
 
 
@@ -97,7 +101,7 @@ def resume_study(
     from mscl.tracking.uri import apply_http_defaults, is_http
 
     with owner_writes():
-        client = MlflowClient(use_tracking_uri(tracking_uri))
+        client = MlflowClient(use_tracking_uri(tracking_uri, existing=True))
         parent = parent_run(client, run_id)
         logged = run_config(client, parent)
         current = resolve_against(logged, preset, config_file, overrides)
@@ -153,17 +157,18 @@ def _run_seed(
             info = load_resume_info(MlflowClient(), resume, stages, store)
         with (
             study_run(cfg, seed, setup, dataset, resume_id, ref, link) as (client, run_id),
-            progress_bar(quiet) as bar,
+            ProgressDisplay(quiet) as display,
         ):
             store = StateStore(cfg.train.checkpoint_dir / run_id)
+            title = f"{cfg.strategy.name} seed {seed}"
             observer = CompositeObserver(
                 [
                     MlflowStudyObserver(
-                        client, run_id, cfg, reattach=info.stage_runs, manifest=dataset.manifest
+                        client, run_id, cfg, seed, dataset.manifest, reattach=info.stage_runs
                     ),
                     LineageObserver(client, run_id, cfg, dataset, setup.strategy),
                     CheckpointObserver(store, cfg.train.checkpoint_every, setup.strategy),
-                    ProgressObserver(bar, len(stages), stage_epochs(cfg), f"{cfg.strategy.name} seed {seed}"),
+                    ProgressObserver(display, stages, stage_epochs(cfg), title, cfg.eval.metrics[0]),
                     *observers,
                 ]
             )
@@ -203,10 +208,11 @@ def _run_seed(
 def result_table(result: StudyResult, run_id: str) -> Table:
     """The R matrix of a study's headline metric with its ACC, BWT and FWT, as a rich table."""
     metric = result.metrics[0]
-    table = Table(title=f"{result.strategy} seed {result.seed} (run {run_id[:8]}) {result.summary_line()}")
-    table.add_column("after stage")
+    title = f"{result.strategy} seed {result.seed} (run {run_id[:8]}) {result.summary_line()}"
+    table = Table(title=title, pad_edge=False)  # without edge padding the paper's 8 centers fit 80 columns
+    table.add_column("after stage", no_wrap=True)  # stage names whole; a narrow terminal folds the numbers
     for center in result.centers:
-        table.add_column(center, justify="right")
+        table.add_column(center, justify="right", overflow="fold")
     table.add_row("untrained", *(f"{v:.3f}" for v in result.baseline_of(metric)))
     for outcome, row in zip(result.stages, result.matrix_of(metric), strict=True):
         table.add_row(outcome.stage.name, *(f"{v:.3f}" for v in row))
@@ -242,7 +248,7 @@ def evaluate_run(
     from mscl.tracking.runs import use_tracking_uri
 
     with owner_writes():
-        client = MlflowClient(use_tracking_uri(tracking_uri))
+        client = MlflowClient(use_tracking_uri(tracking_uri, existing=True))
         run = stage_run(client, run_id, stage)
         cfg = run_config(client, run)
         device = resolve_device(cfg.train.device)
@@ -289,10 +295,10 @@ def _evaluate(
 def evaluation_table(scores: dict[str, dict[str, dict[str, float]]], source: str) -> Table:
     """Per-center mean (and std) of every metric of an evaluation, as a rich table."""
     table = Table(title=f"Evaluation of {source}")
-    table.add_column("center")
+    table.add_column("center", no_wrap=True)  # center names whole; a narrow terminal folds the metrics
     table.add_column("cases", justify="right")
     for metric in scores:
-        table.add_column(metric, justify="right")
+        table.add_column(metric, justify="right", overflow="fold")
     for center in next(iter(scores.values()), {}):
         cells = []
         for metric in scores:

@@ -23,7 +23,7 @@ from mscl.data.dataset import PreparedDataset
 from mscl.errors import ConfigError, DataError, StudyInterrupted, TrackingError, first_line
 from mscl.interrupts import deferred_interrupts, sigterm_as_interrupt
 from mscl.permissions import owner_writes
-from mscl.progress import progress_bar
+from mscl.progress import ProgressDisplay
 from mscl.protocol.extend import extension_numbers, run_extension
 from mscl.protocol.loop import StageCheckpoint, TestCases, test_cases
 from mscl.protocol.observers import CompositeObserver, ProgressObserver, StudyObserver
@@ -80,7 +80,7 @@ def extend_study(
     from mscl.tracking.runs import use_tracking_uri
 
     with owner_writes():
-        client = MlflowClient(use_tracking_uri(tracking_uri))
+        client = MlflowClient(use_tracking_uri(tracking_uri, existing=True))
         study = read_finished_study(client, run_id)
         cfg, changes = extension_config(study, overrides)
         with PreparedDataset(data_dir) as data, sigterm_as_interrupt(), ExitStack() as stack:
@@ -284,13 +284,23 @@ def _run(
     }
     created = _CreatedRuns()
     new = [c for stage in stages for c in stage.train_centers]
+    title = f"extend {study.run_id[:8]}"
     try:
-        with progress_bar(quiet) as bar:
+        with ProgressDisplay(quiet) as display:
             observer = CompositeObserver(
                 [
-                    MlflowStudyObserver(client, study.run_id, cfg, stage_tags=stage_tags, count_stages=False),
+                    MlflowStudyObserver(
+                        client,
+                        study.run_id,
+                        cfg,
+                        study.seed,
+                        data.manifest,
+                        stage_tags=stage_tags,
+                        count_stages=False,
+                        log_models=False,
+                    ),
                     created,
-                    ProgressObserver(bar, len(stages), stage_epochs(cfg), f"extend {study.run_id[:8]}"),
+                    ProgressObserver(display, stages, stage_epochs(cfg), title, cfg.eval.metrics[0]),
                     *observers,
                 ]
             )

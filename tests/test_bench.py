@@ -26,13 +26,15 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(previous)
 
 
-def test_bench_writes_every_figure_to_json(tmp_path: Path) -> None:
+def test_bench_writes_every_figure_to_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "bench.json"
+    monkeypatch.setenv("COLUMNS", "200")  # rich's table width: one row a line
     result = CliRunner().invoke(
         app, ["bench", "--preset", "tiny", "--device", "cpu", "--steps", "2", "--json", str(out), "--quiet"]
     )
     assert result.exit_code == 0, result.output
     assert "end to end / model only" in result.stdout
+    assert "paper replay run at tiny rates: total" in result.stdout  # the paper's counts, tiny's speed
     report = json.loads(out.read_text())
     assert report["environment"]["device"] == "cpu"
     assert report["environment"]["torch"] == torch.__version__

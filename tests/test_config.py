@@ -23,6 +23,7 @@ def test_paper_preset_has_the_paper_settings() -> None:
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.epochs) == (1e-4, 1e-5, 150)
     assert (cfg.train.scheduler_step, cfg.train.scheduler_gamma) == (50, 0.5)
     assert cfg.memory.per_center_quota == 20
+    assert cfg.strategy.carry_over == "encoder"  # the paper carries the encoder, not the decoder
     assert cfg.protocol.seeds == list(range(9))
 
 

@@ -21,13 +21,13 @@ CALLS = [
     ("main", {}),
     ("main", {"centers": "[AMU,Montp,UCSF]", "seeds": 2}),
     ("prepare", {}),
-    ("train", {"data": "demo/data"}),
-    ("study", {"data": "demo/data", "orders": "descending;random"}),
-    ("evaluate", {"run_id": "0" * 32, "data": "demo/data"}),
+    ("train", {"data": "mlproject/data"}),
+    ("study", {"data": "mlproject/data", "orders": "descending;random"}),
+    ("evaluate", {"run_id": "0" * 32, "data": "mlproject/data"}),
     ("report", {}),
     ("audit", {"run_id": "0" * 32}),
 ]
-LEFTOVERS = ("mlflow.db", "mlruns", "mlartifacts", "demo", "checkpoints")
+LEFTOVERS = ("mlflow.db", "mlruns", "mlartifacts", "demo", "mlproject", "checkpoints")
 
 
 def mscl_calls(command: str) -> list[list[str]]:
@@ -45,6 +45,21 @@ def test_entry_points_are_valid_mscl_calls(name: str, params: dict[str, object])
     group = typer.main.get_command(app)
     for sub, *args in calls:
         group.commands[sub].make_context(sub, args)  # raises on an unknown command, option or value
+
+
+OUTPUT_PARAMETERS = {"main": "out_dir", "prepare": "out", "report": "out"}
+
+
+def test_outputs_and_store_are_the_projects_own() -> None:
+    """Nothing another README command writes (`make demo`'s demo/, a plain `mscl train`'s ./mlflow.db)."""
+    project = _project_spec.load_project(str(ROOT))
+    for name, parameter in OUTPUT_PARAMETERS.items():
+        default = project.get_entry_point(name).parameters[parameter].default
+        assert Path(str(default)).parts[0] == "mlproject", (name, default)
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "MLPROJECT_DIR ?= mlproject" in makefile
+    assert "MLFLOW_TRACKING_URI=sqlite:///$(abspath $(MLPROJECT_DIR))/mlflow.db" in makefile
+    assert "DEMO_DIR ?= demo" in makefile
 
 
 def test_python_env_installs_the_lock_and_mscl() -> None:
@@ -79,7 +94,8 @@ def test_mlflow_run_main_nests_the_study_under_the_project_run(tmp_path: Path) -
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     [project] = client.search_runs(["0"])  # MLflow's Default experiment
     [parent] = client.search_runs(
-        [client.get_experiment_by_name("mscl").experiment_id], "tags.`mscl.seed` = '0'"
+        [client.get_experiment_by_name("mscl").experiment_id],
+        "tags.`mscl.seed` = '0' and tags.`mscl.stage` IS NULL",
     )
     assert project.info.status == parent.info.status == "FINISHED"
     assert project.data.params["preset"] == "tiny"

@@ -72,6 +72,7 @@ def _register() -> None:
         report,
         study,
         train,
+        ui,
     )
 
     app.add_typer(config_cmd.app, name="config")
@@ -85,6 +86,7 @@ def _register() -> None:
     app.command("report")(report.report)
     app.command("audit")(audit.audit)
     app.command("bench")(bench.bench)
+    app.command("ui-url")(ui.ui_url)
 
 
 _register()

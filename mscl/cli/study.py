@@ -149,7 +149,7 @@ def _resumed(
         raise ConfigError(
             f"{', '.join(refused)} cannot be used with --resume: a resumed study keeps its grid"
         )
-    client = MlflowClient(use_tracking_uri(tracking_uri))
+    client = MlflowClient(use_tracking_uri(tracking_uri, existing=True))
     _, grid = read_study_run(client, run_id)
     if data is not None:
         grid = replace(grid, data_dir=data.resolve())

@@ -23,7 +23,7 @@ from mscl.data.manifest import (
 from mscl.data.split import SPLIT_RULE, assign_splits
 from mscl.data.store import StoreFormat
 from mscl.data.writer import DatasetWriter, PreparedCase
-from mscl.progress import progress_bar
+from mscl.progress import ProgressDisplay
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ def build_dataset(
         subjects[job.center].add(job.subject)
     splits = assign_splits(subjects, test_fraction, split_seed)
     with DatasetWriter(out, fmt=fmt, overwrite=overwrite) as writer:
-        with progress_bar(quiet, transient=True) as progress:
-            task = progress.add_task(f"prepare {Path(out).name}", total=len(jobs))
+        with ProgressDisplay(quiet, transient=True) as progress:
+            task = progress.add_task(f"prepare {Path(out).name}", total=len(jobs), unit="case")
             for job, case in zip(jobs, _results(jobs, workers), strict=True):
                 writer.add(case, splits[job.subject])
                 progress.advance(task)

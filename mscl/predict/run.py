@@ -25,7 +25,7 @@ from mscl.metrics.registry import METRICS, build_metrics
 from mscl.predict.inputs import DERIVATIVES, Scan, find_inputs
 from mscl.predict.outputs import DESCRIPTION_FILE, MASK_SUFFIX, PROBSEG_SUFFIX, TABLE_FILE, OutputFolder
 from mscl.predict.segmenter import Segmenter
-from mscl.progress import progress_bar
+from mscl.progress import ProgressDisplay
 from mscl.tracking.models import ModelRef, resolve_model
 
 
@@ -110,8 +110,8 @@ def predict_scans(
             known = ", ".join(trained)
             warn(f"warning: the model was not trained on {contrast} (only {known}): check its masks")
         report = PredictReport(ref)
-        with progress_bar(quiet) as bar:
-            task = bar.add_task("segmenting", total=len(inputs.scans))
+        with ProgressDisplay(quiet) as bar:
+            task = bar.add_task("segmenting", total=len(inputs.scans), unit="scan")
             for scan in inputs.scans:
                 started = time.perf_counter()
                 try:

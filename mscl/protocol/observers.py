@@ -1,13 +1,14 @@
-"""Observers of the stage loop: the no-op base, a composite, and a rich progress display."""
+"""Observers of the stage loop: the no-op base, a composite, and the progress display."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from rich.progress import Progress
 
+from mscl.progress import ProgressDisplay
 from mscl.protocol.results import StageOutcome
 from mscl.strategies.base import StagePlan
 
@@ -58,20 +59,37 @@ class CompositeObserver(StudyObserver):
 
 
 class ProgressObserver(StudyObserver):
-    """A rich progress display: one bar over stages, one over the current stage's epochs."""
+    """A study's progress: one task over its stages, one over the current stage's epochs.
 
-    def __init__(self, progress: Progress, n_stages: int, epochs: int, title: str) -> None:
-        self.progress, self.epochs = progress, epochs
-        self.stages = progress.add_task(title, total=n_stages)
-        self.epoch_task = progress.add_task("epochs", total=epochs)
+    Shows what the loop already has: each epoch's training loss and, per finished stage, the mean
+    ``metric`` (the headline one) over the test splits of the centers the stage trained on.
+    """
+
+    def __init__(
+        self, display: ProgressDisplay, stages: Sequence[StagePlan], epochs: int, title: str, metric: str
+    ) -> None:
+        self.display, self.epochs, self.metric = display, epochs, metric
+        self.positions = {stage.index: position for position, stage in enumerate(stages, 1)}
+        self.stages = display.add_task(title, total=len(stages), unit="stage")
+        self.epoch_task = display.add_task("epochs", total=epochs, unit="epoch")
 
     def stage_started(self, stage: StagePlan) -> None:
-        self.progress.reset(self.epoch_task, total=self.epochs, description=f"  {stage.name}")
+        name = f"stage {self.positions[stage.index]}/{len(self.positions)} {stage.center}"
+        self.display.reset(self.epoch_task, name, total=self.epochs)
 
     def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
         loss = metrics.get("loss")
-        suffix = f" loss {loss:.3f}" if loss is not None else ""
-        self.progress.update(self.epoch_task, completed=epoch + 1, description=f"  {stage.name}{suffix}")
+        note = f"loss {loss:.3f}" if loss is not None else None
+        self.display.advance(self.epoch_task, note, completed=epoch + 1)
 
     def stage_finished(self, outcome: StageOutcome, model: torch.nn.Module) -> None:
-        self.progress.advance(self.stages)
+        stage = outcome.stage
+        score = _mean_of(outcome.scores.get(self.metric, {}), stage.train_centers)
+        note = f"{stage.center} test {self.metric} {score:.3f}"
+        self.display.advance(self.stages, note, completed=self.positions[stage.index])
+
+
+def _mean_of(scores: Mapping[str, float], centers: Sequence[str]) -> float:
+    """The mean of the defined scores of ``centers`` (NaN when none is)."""
+    values = [scores[c] for c in centers if c in scores and not math.isnan(scores[c])]
+    return sum(values) / len(values) if values else math.nan

@@ -75,6 +75,7 @@ def run_grid(
     from mscl.study.scheduler import import_ray, ray_instance
     from mscl.study.tracking import create_study_run
     from mscl.tracking.runs import ensure_experiment, use_tracking_uri
+    from mscl.tracking.uri import connect_tracking
 
     settings = settings or grid.settings
     tracking = grid.tracking()
@@ -82,10 +83,12 @@ def run_grid(
         _check_shared_store(tracking.uri)
     import_ray()
     with owner_writes():
-        uri = use_tracking_uri(tracking.uri, tracking.connect_timeout_s, tracking.retry_budget_s)
+        uri = connect_tracking(tracking.uri, tracking.connect_timeout_s, tracking.retry_budget_s)
         grid = grid.with_tracking_uri(uri)
-        _preflight(grid, verify_data)
-        experiment_id = ensure_experiment(tracking.experiment)
+        _preflight(grid, verify_data)  # before anything is created: the store included
+        use_tracking_uri(uri, tracking.connect_timeout_s, tracking.retry_budget_s)
+        headline = next(iter(grid.configs.values())).eval.metrics[0]  # the UI's columns, as `train` sets
+        experiment_id = ensure_experiment(tracking.experiment, headline)
         client = MlflowClient(uri)
         study_run_id = resume_run_id or create_study_run(client, experiment_id, grid)
         requests = _requests(grid, experiment_id, study_run_id)
@@ -165,18 +168,18 @@ def _execute(
     quiet: bool,
 ) -> list[CellOutcome]:
     """Run the requests as tasks with an overall bar and one line per ended study; outcomes in grid order."""
-    from mscl.progress import progress_bar
+    from mscl.progress import ProgressDisplay
     from mscl.study.scheduler import run_tasks
     from mscl.study.tracking import record_progress
 
     requests = [_with_threads(request, resources.cpus_per_study) for request in requests]
     finished = 0
-    with progress_bar(quiet) as bar:
-        task = bar.add_task("studies", total=len(requests))
+    with ProgressDisplay(quiet) as bar:
+        task = bar.add_task(f"study {study_run_id[:8]}", total=len(requests), unit="cell")
 
         def ended(outcome: CellOutcome) -> None:
             nonlocal finished
-            bar.console.print(outcome.line())
+            bar.print(outcome.line())
             bar.advance(task)
             if outcome.ok:
                 finished += 1

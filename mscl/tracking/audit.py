@@ -29,7 +29,7 @@ from mscl.tracking.lineage import LOCK_FILE, UNKNOWN, parse_requirements, pip_fr
 from mscl.tracking.queries import is_parent
 from mscl.tracking.rmatrix import load_r_matrix
 from mscl.tracking.tree import CHECKPOINT_ARTIFACT, CHECKPOINT_SHA_TAG, FREEZE_ARTIFACT, LOCK_ARTIFACT
-from mscl.tracking.uri import connect_tracking
+from mscl.tracking.uri import connect_existing
 
 PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
 SHOWN = 4  # differences named in a detail line
@@ -61,7 +61,7 @@ def audit_run(
     Raises:
         TrackingError: unreachable store, unknown run, or a run that is not a study's parent run.
     """
-    client = MlflowClient(connect_tracking(tracking_uri))
+    client = MlflowClient(connect_existing(tracking_uri))
     run = get_run(client, run_id)
     if not is_parent(run):
         raise TrackingError(f"run {run_id} is not the parent run of an mscl study")

@@ -1,7 +1,8 @@
 """Reading the parent runs of an experiment (stage contract 2) for the reporter.
 
-A parent run has the tag ``mscl.strategy`` and no ``mlflow.parentRunId`` other than its ``mlflow run``
-project run (tag ``mscl.project_run``); nested stage runs and the ``report`` run are ignored. Parent runs
+A parent run has the tag ``mscl.strategy``, not the tag ``mscl.stage`` (stage runs carry their study's
+strategy too), and no ``mlflow.parentRunId`` other than its ``mlflow run`` project run (tag
+``mscl.project_run``) or its study run; stage runs and the ``report`` run are ignored. Parent runs
 that cannot be used are returned as :class:`SkippedRun` with the reason, so that a report can list them.
 """
 
@@ -21,6 +22,7 @@ from mscl.tracking.tree import (
     ORDER_KIND_TAG,
     PARENT_TAG,
     PROJECT_RUN_TAG,
+    STAGE_TAG,
     STRATEGY_TAG,
     STUDY_RUN_TAG,
 )
@@ -101,14 +103,12 @@ def iter_runs(client: MlflowClient, exp_id: str, page_size: int = PAGE_SIZE) -> 
 
 
 def is_parent(run: Run) -> bool:
-    """A (strategy, seed) parent run: tagged ``mscl.strategy``, not nested except under its project run or
-    its study run."""
+    """A (strategy, seed) parent run: tagged ``mscl.strategy`` but not ``mscl.stage`` (a stage run carries
+    its study's strategy too), not nested except under its project run or its study run."""
     tags = run.data.tags
-    return STRATEGY_TAG in tags and tags.get(PARENT_TAG) in (
-        None,
-        tags.get(PROJECT_RUN_TAG),
-        tags.get(STUDY_RUN_TAG),
-    )
+    if STRATEGY_TAG not in tags or STAGE_TAG in tags:
+        return False
+    return tags.get(PARENT_TAG) in (None, tags.get(PROJECT_RUN_TAG), tags.get(STUDY_RUN_TAG))
 
 
 def parent_strategies(client: MlflowClient, experiment: str) -> set[str]:

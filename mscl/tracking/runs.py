@@ -16,18 +16,18 @@ from pathlib import Path
 
 import mlflow
 import torch
-from mlflow.entities import Metric, Param, Run
+from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mscl import faults
-from mscl.config import ExperimentConfig
+from mscl.config import DEFAULT_METRICS, ExperimentConfig
 from mscl.data.dataset import PreparedDataset
 from mscl.data.manifest import DatasetManifest
 from mscl.engine.evaluation import Evaluation
 from mscl.interrupts import deferred_interrupts
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
-from mscl.protocol.loop import StudySetup
+from mscl.protocol.loop import StudySetup, stage_epochs
 from mscl.protocol.metrics import summarize
 from mscl.protocol.observers import StudyObserver
 from mscl.protocol.results import StageOutcome, StudyResult
@@ -36,9 +36,11 @@ from mscl.tracking import tree
 from mscl.tracking.artifacts import log_bytes, log_file, log_json
 from mscl.tracking.lineage import GridLink, log_lineage, start_run_options
 from mscl.tracking.rmatrix import MetricMatrix, RMatrix, log_r_matrix
+from mscl.tracking.ui import experiment_tags
 from mscl.tracking.uri import (
     DEFAULT_CONNECT_TIMEOUT_S,
     DEFAULT_RETRY_BUDGET_S,
+    connect_existing,
     connect_tracking,
     create_sqlite_store,
     no_http_retries,
@@ -46,6 +48,7 @@ from mscl.tracking.uri import (
 )
 
 MAX_BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch call
+MAX_PARAM_CHARS = 6000  # MLflow's longest param value
 
 
 def _now_ms() -> int:
@@ -67,12 +70,14 @@ class MlflowStudyObserver(StudyObserver):
         client: client of the tracking store.
         parent_run_id: the study's parent run.
         cfg: the resolved configuration (the checkpoint records the model settings).
+        seed: the study's seed (tagged and logged on every stage run).
+        manifest: the dataset the stages train on (each stage run logs its training cases).
         reattach: stage index -> an existing, unfinished stage run to continue (resume).
-        manifest: the dataset trained on; when given, every stage's model is logged as an MLflow model
-            (:func:`mscl.tracking.models.log_stage_model`).
         stage_tags: more tags of every stage run it creates (``mscl extend``'s).
         count_stages: tag the parent ``mscl.finished_stages`` as each stage ends (``mscl extend`` tags
             the parent only once every new stage has ended).
+        log_models: log every stage's model as an MLflow model
+            (:func:`mscl.tracking.models.log_stage_model`).
     """
 
     def __init__(
@@ -80,39 +85,41 @@ class MlflowStudyObserver(StudyObserver):
         client: MlflowClient,
         parent_run_id: str,
         cfg: ExperimentConfig,
+        seed: int,
+        manifest: DatasetManifest,
         reattach: dict[int, str] | None = None,
-        manifest: DatasetManifest | None = None,
         stage_tags: dict[str, str] | None = None,
         count_stages: bool = True,
+        log_models: bool = True,
     ) -> None:
-        self.client, self.parent_run_id, self.cfg = client, parent_run_id, cfg
+        self.client, self.parent_run_id, self.cfg, self.seed = client, parent_run_id, cfg, seed
         self.reattach = dict(reattach or {})
         self.stage_tags, self.count_stages = dict(stage_tags or {}), count_stages
-        self.manifest = manifest
+        self.manifest, self.log_models = manifest, log_models
         self._stage_run: str | None = None
         self._seen: list[str] = []
         """Centers the carried weights have trained on (a fresh stage starts over)."""
 
     def stage_started(self, stage: StagePlan) -> None:
-        """Open the nested run ``stage<k>-<center>`` (or re-open the one being resumed)."""
+        """Open the nested run ``stage<k>-<center>`` with its tags and params (or re-open the one being
+        resumed, adding only the tags and params it lacks: a param once logged is never changed)."""
+        tags = stage_tags(self.cfg, self.seed, stage)
+        params = stage_params(self.cfg, self.seed, stage, self.manifest)
         existing = self.reattach.pop(stage.index, None)
         if existing is not None:
-            self._stage_run = mlflow.start_run(run_id=existing, nested=True).info.run_id
+            run: Run = mlflow.start_run(run_id=existing, nested=True)
+            self._stage_run = run.info.run_id
+            log_missing(self.client, run, tags, params)
             return
-        tags = {
-            tree.STAGE_TAG: str(stage.index + 1),
-            tree.CENTER_TAG: stage.center,
-            tree.TRAIN_CENTERS_TAG: ",".join(stage.train_centers),
-            tree.HASHED_TAG: tree.HASHED_VERSION,
-            **self.stage_tags,
-        }
+        created = {**tags, tree.HASHED_TAG: tree.HASHED_VERSION, **self.stage_tags}
         with deferred_interrupts() as received:  # created and tagged in one call, its id known at once
             run = mlflow.start_run(
-                run_name=stage.name, nested=True, parent_run_id=self.parent_run_id, tags=tags
+                run_name=stage.name, nested=True, parent_run_id=self.parent_run_id, tags=created
             )
         self._stage_run = run.info.run_id
         if received:
             raise KeyboardInterrupt
+        log_missing(self.client, run, {}, params)
 
     def epoch_finished(self, stage: StagePlan, epoch: int, metrics: dict[str, float]) -> None:
         """Log the epoch's training metrics in one batch (step = epoch)."""
@@ -131,7 +138,7 @@ class MlflowStudyObserver(StudyObserver):
             for center, score in centers.items()
         }
         timings = {tree.time_key(part): seconds for part, seconds in outcome.timings.items()}
-        if self.manifest is not None:
+        if self.log_models:
             timings[tree.time_key(tree.MODEL_TIME_PART)] = self._log_model(outcome.stage, run_id, model)
         sizes = {tree.STRATEGY_STATE_BYTES: state_nbytes(outcome.strategy_state)}
         log_metrics(self.client, run_id, {**rows, **timings, **sizes, tree.STAGE_SECONDS: outcome.seconds})
@@ -158,7 +165,6 @@ class MlflowStudyObserver(StudyObserver):
         from mscl.predict.settings import SegmenterSettings
         from mscl.tracking.models import log_stage_model
 
-        assert self.manifest is not None
         started = time.perf_counter()
         seen = [] if stage.fresh else self._seen
         self._seen = [*seen, *(c for c in stage.train_centers if c not in seen)]
@@ -167,18 +173,60 @@ class MlflowStudyObserver(StudyObserver):
         return time.perf_counter() - started
 
 
-def ensure_experiment(name: str) -> str:
+def stage_tags(cfg: ExperimentConfig, seed: int, stage: StagePlan) -> dict[str, str]:
+    """The tags that place a stage run: its study's strategy and seed (so stage runs can be filtered and
+    compared by strategy), its position and its data."""
+    return {
+        tree.STRATEGY_TAG: cfg.strategy.name,
+        tree.SEED_TAG: str(seed),
+        tree.STAGE_TAG: str(stage.index + 1),
+        tree.CENTER_TAG: stage.center,
+        tree.TRAIN_CENTERS_TAG: ",".join(stage.train_centers),
+    }
+
+
+def stage_params(
+    cfg: ExperimentConfig, seed: int, stage: StagePlan, manifest: DatasetManifest
+) -> dict[str, str]:
+    """The params of a stage run: what varies from stage to stage (:data:`~mscl.tracking.tree.STAGE_PARAMS`),
+    the seed, and the strategy's own options under the parent's keys (``strategy.<option>``)."""
+    cases = sum(len(manifest.cases_of(center, "train")) for center in stage.train_centers)
+    options = {k: v for k, v in cfg.flat().items() if k.startswith(tree.STRATEGY_PARAM_PREFIX)}
+    return {
+        tree.STAGE_PARAM: str(stage.index + 1),
+        tree.CENTER_PARAM: stage.center,
+        tree.TRAIN_CENTERS_PARAM: ",".join(stage.train_centers),
+        tree.TRAIN_CASES_PARAM: str(cases),
+        tree.EPOCHS_PARAM: str(stage_epochs(cfg)),
+        tree.FRESH_PARAM: str(stage.fresh),
+        tree.SEED_PARAM: str(seed),
+        **options,
+    }
+
+
+def log_missing(client: MlflowClient, run: Run, tags: dict[str, str], params: dict[str, str]) -> None:
+    """Log, in one batch, the ``tags`` and ``params`` that ``run`` does not have yet (a logged param keeps
+    its value: MLflow params are immutable)."""
+    new_tags = [RunTag(k, v) for k, v in tags.items() if k not in run.data.tags]
+    new_params = [Param(k, v[:MAX_PARAM_CHARS]) for k, v in params.items() if k not in run.data.params]
+    if new_tags or new_params:
+        client.log_batch(run.info.run_id, params=new_params, tags=new_tags)
+
+
+def ensure_experiment(name: str, metric: str = DEFAULT_METRICS[0]) -> str:
     """Make ``name`` the active experiment, creating it if needed; returns its id.
 
     With a ``sqlite:///`` store, a new experiment keeps its artifacts in ``mlartifacts/`` beside the
-    database file (MLflow would otherwise write ``./mlruns`` into whatever folder the command runs in).
+    database file (MLflow would otherwise write ``./mlruns`` into whatever folder the command runs in). A
+    new experiment is tagged for the MLflow UI: its runs table opens with the study tags and the continual
+    metrics of ``metric`` as columns (:func:`mscl.tracking.ui.experiment_tags`).
     """
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         database = sqlite_path(mlflow.get_tracking_uri())
         location = (database.resolve().parent / "mlartifacts").as_uri() if database else None
-        experiment_id = client.create_experiment(name, artifact_location=location)
+        experiment_id = client.create_experiment(name, location, tags=experiment_tags(metric))
     else:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
@@ -213,7 +261,7 @@ def study_run(
     without retries (the store has just used up its retry budget).
     """
     ref = ref if ref is not None else StudyRunRef()
-    ensure_experiment(cfg.tracking.experiment)
+    ensure_experiment(cfg.tracking.experiment, cfg.eval.metrics[0])
     options = start_run_options(cfg, resume=resume_run_id is not None, link=link)
     with deferred_interrupts() as received:
         if resume_run_id is not None:
@@ -286,8 +334,8 @@ def _log_study_start(
     seed: int,
     dataset: PreparedDataset,
 ) -> None:
-    params = {**cfg.flat(), "seed": str(seed)}
-    client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
+    params = {**cfg.flat(), tree.SEED_PARAM: str(seed)}
+    client.log_batch(run_id, params=[Param(k, v[:MAX_PARAM_CHARS]) for k, v in params.items()])
     log_bytes(client, run_id, cfg.to_yaml().encode("utf-8"), tree.CONFIG_ARTIFACT)
     log_json(client, run_id, json.loads(dataset.manifest.model_dump_json()), tree.DATASET_ARTIFACT)
     log_lineage(client, run_id, cfg, seed, dataset)
@@ -347,14 +395,20 @@ def use_tracking_uri(
     uri: str | None,
     timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+    existing: bool = False,
 ) -> str:
     """Point MLflow's fluent API at the tracking store, failing fast when a server does not answer, and
-    create a new ``sqlite:///`` store one process at a time.
+    create a new ``sqlite:///`` store one process at a time; with ``existing`` (a command about runs already
+    logged: resume, evaluate, extend) a missing ``sqlite:///`` database is an error and nothing is created.
 
-    See :func:`mscl.tracking.uri.connect_tracking` and :func:`mscl.tracking.uri.create_sqlite_store`.
+    See :func:`mscl.tracking.uri.connect_tracking`, :func:`mscl.tracking.uri.connect_existing` and
+    :func:`mscl.tracking.uri.create_sqlite_store`.
     """
-    resolved = connect_tracking(uri, timeout_s, retry_budget_s)
-    create_sqlite_store(resolved)
+    if existing:
+        resolved = connect_existing(uri, timeout_s, retry_budget_s)
+    else:
+        resolved = connect_tracking(uri, timeout_s, retry_budget_s)
+        create_sqlite_store(resolved)
     mlflow.set_tracking_uri(resolved)
     return resolved
 

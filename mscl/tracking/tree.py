@@ -8,7 +8,8 @@ use these names. docs/tracking.md draws the tree::
     ├── config.yaml, dataset.json, r_matrix.json, environment/...
     ├── metrics acc/<metric>, bwt/<metric>, bwt/<metric>/<center>, fwt/<metric>, forgetting/<metric>,
     │   zero_shot/<metric>/stage<i>, wall_time_s
-    └── stage<i>-<center>                  one nested run per stage
+    └── stage<i>-<center>                  one nested run per stage: tags mscl.strategy, mscl.seed,
+        │                                  mscl.stage, mscl.center; params STAGE_PARAMS + strategy.*
         ├── checkpoint/model.pt            weights + strategy state, sha256 in tag mscl.checkpoint_sha256
         ├── per_case_scores.json           {metric: {center: {case: score}}}
         ├── memory_manifest.json           (replay)
@@ -71,8 +72,10 @@ def extension_tag(number: int, field: str) -> str:
     return f"mscl.extension{number}.{field}"
 
 
-# Stage-run tags
+# Stage-run tags; a stage run also carries the parent's STRATEGY_TAG and SEED_TAG (to filter and compare
+# stage runs by strategy), so a parent run is one with STRATEGY_TAG and without STAGE_TAG
 STAGE_TAG = "mscl.stage"
+"""The stage's 1-based position (the ``k`` of ``stage<k>-<center>``)."""
 CENTER_TAG = "mscl.center"
 TRAIN_CENTERS_TAG = "mscl.train_centers"
 CHECKPOINT_SHA_TAG = "mscl.checkpoint_sha256"
@@ -81,6 +84,22 @@ EXTENSION_TAG = "mscl.extension"
 """On a stage run added by ``mscl extend``: the extension's number (parent tags ``mscl.extension<n>.*``)."""
 CONFIG_CHANGES_TAG = "mscl.config_changes"
 """On a stage run added by ``mscl extend``: settings changed from the study's config, ``key (old -> new)``."""
+
+# Stage-run params, logged once when the stage run is created (MLflow params are immutable); a stage run
+# also logs the strategy's own options under the parent's keys, ``strategy.<option>``
+STAGE_PARAM = "stage"
+CENTER_PARAM = "center"
+TRAIN_CENTERS_PARAM = "train_centers"
+TRAIN_CASES_PARAM = "train_cases"
+"""The training-split cases of the stage's centers (a strategy's extra cases, e.g. replay's, not counted)."""
+EPOCHS_PARAM = "epochs"
+"""The epochs the stage trains: ``train.epochs`` capped by ``train.max_epochs``."""
+FRESH_PARAM = "fresh"
+"""``True`` when the stage starts from a newly initialised model."""
+SEED_PARAM = "seed"
+"""The study's seed, a param of the parent run too."""
+STRATEGY_PARAM_PREFIX = "strategy."
+STAGE_PARAMS = (STAGE_PARAM, CENTER_PARAM, TRAIN_CENTERS_PARAM, TRAIN_CASES_PARAM, EPOCHS_PARAM, FRESH_PARAM)
 
 # Artifact hashes: the sha256 of an artifact's bytes, tagged on the run holding it when it is written and
 # checked whenever it is read back (:mod:`mscl.tracking.artifacts`)
@@ -106,6 +125,16 @@ STUDY_CELLS_TAG = "mscl.study_cells"
 STUDY_FINISHED_TAG = "mscl.study_finished"
 """On the study run: how many of its cells have finished."""
 STUDY_GRID_SHA_TAG = "mscl.study_grid_sha256"
+
+# The MLflow UI: tags of a new experiment. ``mlflow.experimentKind`` makes the UI treat it as a machine
+# learning experiment (it opens on the runs table, not on traces); ``mlflow.sharedViewState.<id>`` holds a
+# saved view of the runs table (its visible columns), opened by the URL parameter ``viewStateShareKey=<id>``
+# (:mod:`mscl.tracking.ui`)
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+RUNS_VIEW_ID = "mscl-runs"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_ID}"
+RUNS_VIEW_NAME = "mscl: continual metrics"
 
 # Stage models: one MLflow model (a LoggedModel, ``models:/<model id>``) per stage run, tagged on it; the
 # final stage's model registered with ``--register NAME`` under an alias (``models:/NAME@champion``)

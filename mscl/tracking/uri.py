@@ -258,14 +258,18 @@ def create_sqlite_store(uri: str) -> None:
         os.close(lock)
 
 
-def connect_existing(explicit: str | None = None) -> str:
-    """:func:`connect_tracking` for a command that only reads: a ``sqlite:///`` store must already exist
-    (nothing is created for a mistyped path).
+def connect_existing(
+    explicit: str | None = None,
+    timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    retry_budget_s: float = DEFAULT_RETRY_BUDGET_S,
+) -> str:
+    """:func:`connect_tracking` for a command about runs that exist: a ``sqlite:///`` store must already
+    exist (nothing is created for a mistyped path or a command run in the wrong folder).
 
     Raises:
         TrackingError: the store is unreachable, or its database file does not exist.
     """
-    uri = connect_tracking(explicit)
+    uri = connect_tracking(explicit, timeout_s, retry_budget_s)
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         raise TrackingError(f"{database}: no tracking database there; pass the study's --tracking-uri")

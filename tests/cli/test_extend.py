@@ -56,7 +56,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     client = MlflowClient(cfg.tracking.uri)
     experiment = client.get_experiment_by_name("contract").experiment_id
     parents = client.search_runs(
-        [experiment], "tags.`mscl.seed` = '0'", order_by=["attributes.start_time ASC"]
+        [experiment],
+        "tags.`mscl.seed` = '0' and tags.`mscl.stage` IS NULL",
+        order_by=["attributes.start_time ASC"],
     )
     finished, interrupted = (r.info.run_id for r in parents)
     return Store(cfg.tracking.uri, finished, interrupted, data)

@@ -44,15 +44,9 @@ def train(data: Path, tmp_path: Path, *extra: str) -> tuple[int, str]:
     )  # fmt: skip
 
 
-def runs(tmp_path: Path) -> list[str]:
-    """Every run in the tracking store of :func:`train` (none when no store was made)."""
-    if not (tmp_path / "mlflow.db").exists():
-        return []
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return (
-        [f"{r.info.run_name} {r.info.status}" for r in client.search_runs(experiments)] if experiments else []
-    )
+def nothing_tracked(tmp_path: Path) -> bool:
+    """A user error found before the first run leaves no tracking store (not even an empty one)."""
+    return not (tmp_path / "mlflow.db").exists()
 
 
 def broken_copy(blob_dataset: Path, tmp_path: Path) -> tuple[Path, str]:
@@ -81,7 +75,7 @@ def test_a_section_replaced_by_a_scalar_is_refused(command: str, blob_dataset: P
         code, stderr = invoke("config", "show", "--preset", "tiny", *extra)
     assert code == 2
     assert one_line(stderr) == "error: override 'train=3': train: must be a mapping of settings, not int"
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
 
 
 @pytest.mark.parametrize("command", ["train", "train --resume", "config show", "prepare", "bench"])
@@ -95,6 +89,7 @@ def test_invalid_yaml_in_an_override_is_one_line(command: str, blob_dataset: Pat
         "bench": ["bench", "--preset", "tiny", *extra],
     }[command]
     if command == "train --resume":  # the run's logged configuration is read first: give it a store
+        MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()
         args += ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]
     code, stderr = invoke(*args)
     assert code == 2
@@ -132,7 +127,7 @@ def test_an_unreadable_case_of_the_last_center_fails_before_any_run(
     assert code == 2
     line = one_line(stderr)
     assert line.startswith(f"error: {data}") and case in line
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
 
 
 def test_a_changed_volume_is_found_before_any_run_with_verify_data(
@@ -144,7 +139,7 @@ def test_a_changed_volume_is_found_before_any_run_with_verify_data(
     code, stderr = train(data, tmp_path, "--verify-data")
     assert code == 2
     assert one_line(stderr) == f"error: {data}: image of case {case!r} fails its sha256 check"
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
 
 
 def test_memory_path_under_a_regular_file(blob_dataset: Path, tmp_path: Path) -> None:
@@ -156,7 +151,7 @@ def test_memory_path_under_a_regular_file(blob_dataset: Path, tmp_path: Path) ->
         one_line(stderr)
         == f"error: memory.path {memory}: lies under the regular file {tmp_path / 'file'}, not a folder"
     )
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
 
 
 def test_a_truncated_zarr_json_of_the_memory_root(blob_dataset: Path, tmp_path: Path) -> None:
@@ -176,7 +171,7 @@ def test_a_truncated_zarr_json_of_the_memory_root(blob_dataset: Path, tmp_path: 
     code, stderr = train(blob_dataset, tmp_path, *args)
     assert code == 2
     assert one_line(stderr).startswith(f"error: {store}: the store's zarr.json is unreadable")
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
     code, stderr = invoke("memory", "inspect", str(store), "--backend", "zarr")
     assert code == 2
     assert one_line(stderr).startswith(f"error: {store}: the store's zarr.json is unreadable")
@@ -189,7 +184,7 @@ def test_cuda_without_a_gpu_creates_no_run(blob_dataset: Path, tmp_path: Path) -
     assert (
         one_line(stderr) == "error: train.device: 'cuda' requested but CUDA is not available on this machine"
     )
-    assert runs(tmp_path) == []
+    assert nothing_tracked(tmp_path)
 
 
 def test_a_tracking_uri_of_no_store_and_an_empty_experiment_are_named(
@@ -233,3 +228,16 @@ def test_nothing_written_is_group_or_world_writable_under_umask_000(umask_000: N
     assert code == 0, stderr
     assert {"data", "mlflow.db", "mlartifacts", "memory", "report"} <= {p.name for p in tmp_path.iterdir()}
     assert shared_writable(tmp_path) == []
+
+
+def test_a_log_gets_plain_progress_lines(blob_dataset: Path, tmp_path: Path) -> None:
+    code, stderr = invoke(
+        "train", "--data", str(blob_dataset), *TINY, "--epochs", "1", "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
+        "--set", f"train.checkpoint_dir={tmp_path}/checkpoints",
+    )  # fmt: skip
+    assert code == 0, stderr
+    centers = DatasetManifest.read(blob_dataset).center_names()
+    n = len(centers)
+    assert f"stage 1/{n} {centers[0]} epoch 1/1 loss " in stderr  # CliRunner's stderr is not a terminal
+    assert f"replay seed 0 stage {n}/{n} {centers[-1]} test dice " in stderr  # the tiny preset: replay
+    assert "━" not in stderr  # no bars in a log

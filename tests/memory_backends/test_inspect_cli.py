@@ -30,7 +30,7 @@ def test_inspect_prints_a_table_per_center(memory: Path) -> None:
     result = runner.invoke(app, ["memory", "inspect", str(memory)])
     assert result.exit_code == 0, result.output
     assert "3 samples in 2 centers" in result.output
-    assert "AMU: 1 cases, 1 subjects" in result.output and "BWH: 2 cases, 2 subjects" in result.output
+    assert "AMU: 1 case, 1 subject," in result.output and "BWH: 2 cases, 2 subjects," in result.output
     assert "random 2/20 (seed 0)" in result.output and "whole center 1/1" in result.output
 
 

@@ -12,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from mscl.api import train_study
 from mscl.config import ExperimentConfig
+from mscl.data.manifest import DatasetManifest
 from mscl.errors import ConfigError, MemoryCorrupted, StudyInterrupted
 from mscl.extend import extend_study
 from mscl.protocol.observers import StudyObserver
@@ -66,7 +67,8 @@ def studies(data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         train_study(data["full"], cfg, quiet=True)
         client = MlflowClient(cfg.tracking.uri)
         [parent] = client.search_runs(
-            [client.get_experiment_by_name("contract").experiment_id], "tags.`mscl.seed` = '0'"
+            [client.get_experiment_by_name("contract").experiment_id],
+            "tags.`mscl.seed` = '0' and tags.`mscl.stage` IS NULL",
         )
         found[name] = Study(cfg, parent.info.run_id, load_r_matrix(client, parent.info.run_id))
     data["full"].rename(data["full"].with_name("gone"))
@@ -115,6 +117,18 @@ def test_replay_extension_grows_the_study(studies: dict[str, Study], extended: d
     )
     kept = {row["key"]: row["image_sha256"] for row in manifest["samples"] if row["center"] != "Small"}
     assert kept == {row["key"]: row["image_sha256"] for row in earlier["samples"]}
+
+
+def test_extension_stage_runs_are_tagged_like_the_studys(
+    studies: dict[str, Study], extended: dict[str, RMatrix], data: dict[str, Path]
+) -> None:
+    client = studies["replay-a"].client
+    first, added = (stage_runs(client, get_run(client, studies["replay-a"].run_id))[i] for i in (0, 2))
+    study_tags = (tree.STRATEGY_TAG, tree.SEED_TAG, tree.STAGE_TAG, tree.CENTER_TAG)
+    assert [added.data.tags[tag] for tag in study_tags] == ["replay", "0", "3", "Small"]
+    assert set(added.data.params) == set(first.data.params)  # the same stage params, by the same function
+    train_cases = DatasetManifest.read(data["small"]).cases_of("Small", "train")
+    assert (added.data.params["stage"], added.data.params["train_cases"]) == ("3", str(len(train_cases)))
 
 
 @pytest.mark.parametrize("strategy", ["replay", "finetune"])

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+import pytest
 import zarr
 from typer.testing import CliRunner
 
 from mscl.cli.main import app
+from mscl.tracking import audit, lineage
 from mscl.tracking.audit import CheckResult, audit_run
 
 if TYPE_CHECKING:
@@ -157,3 +159,36 @@ def test_a_failed_check_exits_1(logged_study: LoggedStudy, tmp_path: Path) -> No
     )
     assert result.exit_code == 1
     assert "1 check(s) fail" in result.output
+
+
+def bumped(freeze: str, package: str) -> str:
+    """``freeze`` with ``package`` one patch version on (``mlflow==3.1.0`` -> ``mlflow==3.1.0.1``)."""
+    lines = freeze.splitlines()
+    [index] = [i for i, line in enumerate(lines) if line.lower().startswith(f"{package}==")]
+    lines[index] += ".1"
+    return "\n".join(lines) + "\n"
+
+
+def test_a_lock_the_run_does_not_match_fails_the_lock_check(
+    logged_study: LoggedStudy, lock_of_this_environment: Path
+) -> None:
+    version = lock_of_this_environment.read_text().split("\nmlflow==", 1)[1].split("\n", 1)[0]
+    lock_of_this_environment.write_text(bumped(lock_of_this_environment.read_text(), "mlflow"))
+    try:
+        problems = failed(audit_run(logged_study.parent.info.run_id, tracking_uri=logged_study.uri))
+    finally:
+        lock_of_this_environment.write_text(lineage.pip_freeze())
+    assert problems == {
+        "packages vs lock": f"1 package(s) differ from requirements/lock.txt: mlflow (run {version}, "
+        f"lock {version}.1)"
+    }
+
+
+def test_an_environment_that_drifted_since_the_run_fails_the_environment_check(
+    logged_study: LoggedStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current = bumped(lineage.pip_freeze(), "numpy")
+    monkeypatch.setattr(audit, "pip_freeze", lambda: current)
+    problems = failed(audit_run(logged_study.parent.info.run_id, tracking_uri=logged_study.uri))
+    assert list(problems) == ["packages vs environment"]
+    assert problems["packages vs environment"].startswith("1 package(s) differ: numpy (run ")

@@ -18,14 +18,12 @@ from mscl.config import load_config
 from mscl.data.dataset import PreparedDataset
 from mscl.errors import TrackingError
 from mscl.tracking.lineage import (
-    LOCK_FILE,
     PROJECT_RUN_ENV,
     CaseSet,
     InputCase,
     file_sha256,
     git_state,
     parse_requirements,
-    pip_freeze,
     start_run_options,
 )
 
@@ -47,25 +45,34 @@ def test_parent_run_records_source_seeds_and_runtime(logged_study: LoggedStudy) 
     assert {"mscl.cudnn_deterministic", "mscl.cudnn_benchmark", "mscl.num_threads", "mscl.cuda"} <= set(tags)
 
 
-def test_parent_run_records_the_environment(logged_study: LoggedStudy, tmp_path: Path) -> None:
+def test_parent_run_records_the_environment(
+    logged_study: LoggedStudy, lock_of_this_environment: Path, tmp_path: Path
+) -> None:
     client, parent = logged_study.client, logged_study.parent
     freeze = download(client, parent.info.run_id, "environment/pip-freeze.txt", tmp_path).read_text()
     assert parse_requirements(freeze)["mlflow"] == mlflow.__version__
-    if LOCK_FILE.is_file():
-        lock = download(client, parent.info.run_id, "environment/lock.txt", tmp_path).read_text()
-        assert lock == LOCK_FILE.read_text()
+    lock = download(client, parent.info.run_id, "environment/lock.txt", tmp_path).read_text()
+    assert lock == lock_of_this_environment.read_text()
 
 
 def test_in_process_freeze_lists_what_pip_freeze_lists() -> None:
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    ours = pip_freeze()
-    assert parse_requirements(ours) == parse_requirements(pip)
-    assert "mscl" not in parse_requirements(ours)  # editable: the source is recorded by its git commit
-    names = list(parse_requirements(ours))
-    assert names == sorted(names)
+    def isolated(*args: str) -> str:  # -I: the environment alone, not PYTHONPATH, the user site or the cwd
+        return subprocess.run(
+            [sys.executable, "-I", *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    pip = parse_requirements(
+        isolated("-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check")
+    )
+    ours = parse_requirements(
+        isolated("-c", "from mscl.tracking.lineage import pip_freeze; print(pip_freeze())")
+    )
+    differing = {name: (ours.get(name), pip.get(name)) for name in ours.keys() ^ pip.keys()} | {
+        name: (ours[name], pip[name]) for name in ours.keys() & pip.keys() if ours[name] != pip[name]
+    }
+    assert not differing, f"(ours, pip's) by package: {differing}"
+    assert "mscl" not in ours  # editable: the source is recorded by its git commit
+    assert list(ours) == sorted(ours)
 
 
 def test_dataset_inputs_on_parent_and_stages(

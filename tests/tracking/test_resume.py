@@ -22,6 +22,7 @@ from mscl.protocol.observers import StudyObserver
 from mscl.protocol.results import StudyResult
 from mscl.strategies.base import StagePlan
 from mscl.testing.strategies import contract_config
+from mscl.tracking.queries import read_parent_runs
 from mscl.tracking.rmatrix import load_r_matrix
 
 RESUME = {"train": {"epochs": 3}, "memory": {"backend": "hdf5"}, "tracking": {"experiment": "resume"}}
@@ -58,7 +59,8 @@ def interrupted_run(blob_dataset: Path, cfg: ExperimentConfig, observer: StudyOb
         train_study(blob_dataset, cfg, quiet=True, observers=[observer])
     client = MlflowClient(cfg.tracking.uri)
     [parent] = client.search_runs(
-        [client.get_experiment_by_name("resume").experiment_id], "tags.`mscl.seed` = '0'"
+        [client.get_experiment_by_name("resume").experiment_id],
+        "tags.`mscl.seed` = '0' and tags.`mscl.stage` IS NULL",
     )
     assert parent.info.status == "KILLED"
     return parent.info.run_id
@@ -98,6 +100,14 @@ def test_resume_gives_the_uninterrupted_r_matrix(
     )
     assert sorted(r.info.run_name for r in stages) == ["stage1-Big", "stage2-Mid", "stage3-Small"]
     assert {r.info.status for r in stages} == {"FINISHED"}
+    for stage in stages:  # a re-attached stage run keeps the params it was created with
+        tags, params = stage.data.tags, stage.data.params
+        assert (tags["mscl.strategy"], params["stage"], params["epochs"]) == (
+            strategy,
+            tags["mscl.stage"],
+            "3",
+        )
+    assert [r.run_id for r in read_parent_runs(client, "resume").runs] == [run_id]
     if epoch is not None:  # continued from the resume point after epoch ``epoch - 1``, not from scratch
         [stage] = [r for r in stages if r.data.tags["mscl.stage"] == str(index + 1)]
         steps = sorted(m.step for m in client.get_metric_history(stage.info.run_id, "train/loss"))

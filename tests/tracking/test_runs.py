@@ -10,6 +10,10 @@ from typer.testing import CliRunner
 
 from mscl.cli.main import app
 from mscl.config import DEFAULT_METRICS
+from mscl.data.manifest import DatasetManifest
+from mscl.tracking import tree
+from mscl.tracking.checkpoints import stage_runs
+from mscl.tracking.queries import read_parent_runs
 from mscl.tracking.rmatrix import load_r_matrix
 
 TINY = ["--preset", "tiny", "--set", "model.channels=[2,4,8]", "--set", "train.patch_size=[8,8,8]"]
@@ -105,6 +109,62 @@ def test_nested_stage_runs_hold_the_r_rows_and_checkpoints(trained: tuple[str, s
         assert parts["time/train_s"] >= stage.data.metrics["train/seconds"]
     assert rmatrix.order == ["Big", "Mid", "Small"]
     assert rmatrix.metric().baseline is not None
+
+
+def test_stage_runs_carry_the_study_tags_and_the_stage_params(
+    trained: tuple[str, str], blob_dataset: Path
+) -> None:
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    manifest = DatasetManifest.read(blob_dataset)
+    for parent in parents(client, experiment):
+        seed, options = parent.data.tags["mscl.seed"], strategy_options(parent.data.params)
+        for stage in stage_runs(client, parent):
+            tags, params = stage.data.tags, stage.data.params
+            center = tags["mscl.center"]
+            assert (tags["mscl.strategy"], tags["mscl.seed"]) == ("replay", seed)
+            assert stage.info.run_name == f"stage{tags['mscl.stage']}-{center}"
+            assert params == {
+                "stage": tags["mscl.stage"],
+                "center": center,
+                "train_centers": center,
+                "train_cases": str(len(manifest.cases_of(center, "train"))),
+                "epochs": "1",
+                "fresh": str(tags["mscl.stage"] == "1"),  # the first stage starts from the initial weights
+                "seed": seed,
+                **options,
+            }
+    assert options["strategy.name"] == "replay"
+
+
+def strategy_options(params: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in params.items() if key.startswith("strategy.")}
+
+
+def test_stage_runs_are_found_by_strategy_and_stage_and_parents_once(trained: tuple[str, str]) -> None:
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    query = "tags.`mscl.strategy` = 'replay' and tags.`mscl.stage` = '2'"
+    second = client.search_runs([exp.experiment_id], query)
+    assert sorted((r.info.run_name, r.data.tags["mscl.seed"]) for r in second) == [
+        ("stage2-Mid", "0"),
+        ("stage2-Mid", "1"),
+    ]
+    found = read_parent_runs(client, experiment)
+    assert [r.name for r in found.runs] == ["replay-seed0", "replay-seed1"] and found.skipped == []
+    assert exp.tags[tree.EXPERIMENT_KIND_TAG] == tree.EXPERIMENT_KIND  # the new experiment's UI view
+    assert "metrics.`bwt/dice`" in exp.tags[tree.RUNS_VIEW_TAG]
+
+
+def test_the_continual_metrics_sort_first(trained: tuple[str, str]) -> None:
+    """The UI lists metric columns in sorted order: the parents' continual metrics come first."""
+    uri, experiment = trained
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    keys = sorted({key for run in runs for key in run.data.metrics})
+    continual = [key for key in keys if key.split("/")[0] in ("acc", "bwt", "forgetting", "fwt")]
+    assert continual and keys[: len(continual)] == continual
 
 
 def test_unknown_strategy_and_missing_dataset_are_clear_errors(blob_dataset: Path, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def parent_run(client: MlflowClient, experiment: str) -> Run:
     """The only study parent run of ``experiment``."""
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"no experiment {experiment!r}"
-    [parent] = client.search_runs([exp.experiment_id], "tags.`mscl.seed` = '0'")
+    [parent] = client.search_runs([exp.experiment_id], "tags.`mscl.seed` = '0' and tags.`mscl.stage` IS NULL")
     return parent
 
 
