@@ -103,6 +103,6 @@ def test_mlflow_run_main_nests_the_study_under_the_project_run(tmp_path: Path) -
         parent.data.tags["mlflow.parentRunId"] == parent.data.tags["mscl.project_run"] == project.info.run_id
     )
     assert parent.data.params["preset"] == "tiny"
-    assert "read 1 runs" in done.stdout  # the reporter counts the nested parent run as a study
+    assert "read 1 run," in done.stdout  # the reporter counts the nested parent run as a study
     assert (out / "report" / "report.html").is_file()
     assert {name for name in LEFTOVERS if (ROOT / name).exists()} == before

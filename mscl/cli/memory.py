@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mscl.words import counted
+
 if TYPE_CHECKING:
     from mscl.memory_backends.base import SampleMeta
 
@@ -20,7 +22,8 @@ def _center_table(center: str, rows: list[tuple[str, SampleMeta]], bad: set[str]
     subjects = len({meta.subject for _, meta in rows})
     megabytes = sum(meta.nbytes for _, meta in rows) / 1e6
     table = Table(
-        title=f"{center}: {len(rows)} cases, {subjects} subjects, {megabytes:.1f} MB", title_justify="left"
+        title=f"{center}: {counted(len(rows), 'case')}, {counted(subjects, 'subject')}, {megabytes:.1f} MB",
+        title_justify="left",
     )
     for column in ("key", "subject", "contrast", "lesion voxels", "MB", "reason", "added (UTC)"):
         table.add_column(column, justify="right" if column in ("lesion voxels", "MB") else "left")
@@ -63,7 +66,8 @@ def inspect(
             meta = store.meta(key)
             by_center[meta.center].append((key, meta))
         bad = set(store.verify()) if verify else None
-    console.print(f"{path} ({name}): {sum(map(len, by_center.values()))} samples in {len(by_center)} centers")
+    samples = counted(sum(map(len, by_center.values())), "sample")
+    console.print(f"{path} ({name}): {samples} in {counted(len(by_center), 'center')}")
     for center in sorted(by_center):
         console.print(_center_table(center, by_center[center], bad))
     if bad:

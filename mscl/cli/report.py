@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from mscl.errors import DataError, TrackingError
+from mscl.words import counted
 
 
 def report(
@@ -37,7 +38,7 @@ def report(
         experiment, out, tracking_uri, names, cast(OrderChoice, order), log_to_mlflow=not no_log
     )
     console = Console()
-    console.print(f"read {result.runs} runs, skipped {len(result.skipped)}")
+    console.print(f"read {counted(result.runs, 'run')}, skipped {len(result.skipped)}")
     for run in result.skipped:
         console.print(f"  skipped {run.name or run.run_id}: {run.reason}", markup=False)
     console.print(f"wrote {len(result.files)} files to {result.out_dir} (open report.html)")

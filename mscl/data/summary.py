@@ -7,6 +7,7 @@ from rich import box
 from rich.table import Table
 
 from mscl.data.manifest import CaseRecord, DatasetManifest
+from mscl.words import counted
 
 COLUMNS: tuple[str, ...] = (
     "center",
@@ -24,7 +25,7 @@ def summary_table(manifest: DatasetManifest) -> Table:
     """One row per center (manifest order): subjects, cases, contrasts, train/test subjects, and the
     median shape, spacing and soft lesion volume of its cases."""
     table = Table(
-        title=f"{manifest.name}: {len(manifest.cases)} cases, store {manifest.store}",
+        title=f"{manifest.name}: {counted(len(manifest.cases), 'case')}, store {manifest.store}",
         caption="shape, spacing (mm) and lesion volume: medians over each center's cases",
         box=box.SIMPLE_HEAD,
         show_edge=False,

@@ -27,6 +27,7 @@ from mscl.reports.stats import PairedTest, Stat, paired_test
 from mscl.tracking.queries import EXTENDED_ORDER_KIND, ParentRun
 from mscl.tracking.rmatrix import MetricMatrix
 from mscl.tracking.tree import SECONDS_PER_STAGE, WALL_TIME
+from mscl.words import counted
 
 ORDER_KINDS = ("descending", "random", "custom", EXTENDED_ORDER_KIND)
 COST_METRICS = (WALL_TIME, SECONDS_PER_STAGE, "gpu_hours", "peak_memory_mb", "replay_memory_bytes")
@@ -308,7 +309,7 @@ def _notes(
         lacking = sorted(r.name for r in runs if info.name not in r.rmatrix.metrics)
         if lacking:
             notes.append(
-                f"No {info.title} scores in {len(lacking)} run{'s' * (len(lacking) > 1)} "
+                f"No {info.title} scores in {counted(len(lacking), 'run')} "
                 f"({', '.join(lacking)}): left out of the {info.title} tables and figures only."
             )
     return notes

@@ -36,8 +36,10 @@ from mscl.reports.tables import (
     tests_table,
     to_csv,
     to_latex,
+    zero_shot_table,
 )
 from mscl.tracking.queries import ParentRun, SkippedRun
+from mscl.words import counted
 
 DEFINITIONS = [
     "R[i, c]: a metric's test score (prediction and label binarised at the evaluation threshold, 0.5 by "
@@ -107,21 +109,25 @@ def _header(context: ReportContext, compiled: Compiled) -> str:
     headline, *others = (m.info for m in compiled.metrics.values())
     more = f" Other metrics, each in its own section: {', '.join(o.label for o in others)}." if others else ""
     return (
-        f"Experiment {context.experiment!r} at {context.tracking_uri}: {len(context.runs)} finished parent "
-        f"runs read, {len(context.skipped)} skipped. Generated {stamp}. Headline metric: {headline.label} "
+        f"Experiment {context.experiment!r} at {context.tracking_uri}: "
+        f"{counted(len(context.runs), 'finished parent run')} read, {len(context.skipped)} skipped. "
+        f"Generated {stamp}. Headline metric: {headline.label} "
         f"({headline.direction}).{more}"
     )
 
 
 def _runs_table(runs: Sequence[ParentRun]) -> Table:
+    """Runs per (strategy, kind, order kind): how many runs, how many distinct seeds, and which."""
     groups: dict[tuple[str, str, str], list[int]] = {}
     for run in runs:
         groups.setdefault((run.strategy, run.rmatrix.kind, run.order_kind), []).append(run.seed)
     rows: list[list[Cell]] = [
-        [strategy, kind, order, len(seeds), ", ".join(map(str, sorted(seeds)))]
+        [strategy, kind, order, len(seeds), len(set(seeds)), ", ".join(map(str, sorted(set(seeds))))]
         for (strategy, kind, order), seeds in sorted(groups.items())
     ]
-    return Table("runs", "Runs per strategy", ["strategy", "kind", "order", "runs", "seeds"], rows)
+    columns = ["strategy", "kind", "order", "runs", "seeds", "seed list"]
+    footer = "runs: finished runs read; seeds: how many distinct seeds they ran; seed list: which."
+    return Table("runs", "Runs per strategy", columns, rows, footer)
 
 
 def _skipped(skipped: Sequence[SkippedRun]) -> Block:
@@ -170,13 +176,14 @@ def _section_blocks(
             f"Paired tests: not run (fewer than {MIN_PAIRED} matched seeds, or a single strategy)."
         )
     )
-    blocks.append(
+    blocks += [
         Image(
             plots.zero_shot_plot(section, report.references, colors, out / f"zero_shot_{name}"),
             f"Zero-shot mean {info.title} versus domains seen, {kind} order (Figure 2 form); "
             "band: ± std over seeds.",
-        )
-    )
+        ),
+        TableBlock(zero_shot_table(section)),
+    ]
     blocks.append(
         Image(
             plots.per_order_plot(section, report.references, colors, out / f"per_order_{name}"),
@@ -189,7 +196,7 @@ def _section_blocks(
         blocks.append(
             Image(
                 plots.heatmap_plot(strategy, heatmap, kind, info, path),
-                f"R matrix of {strategy} ({info.title}), {kind} order: mean and std over {heatmap.n} seeds "
+                f"R matrix of {strategy} ({info.title}), {kind} order: {plots.heatmap_content(heatmap)} "
                 "(Figure 5 form).",
             )
         )

@@ -201,6 +201,13 @@ def _summary_footer(info: MetricInfo) -> str:
     )
 
 
+def _zero_shot_footer(info: MetricInfo) -> str:
+    return (
+        f"Zero-shot mean {info.title} over all centers, seen or not, after each number of domains (centers) "
+        "seen: the values of Figure 2. Mean ± sample std over the seeds that reached that stage."
+    )
+
+
 def _reference_footer(info: MetricInfo) -> str:
     t = info.title
     return (
@@ -253,6 +260,25 @@ def summary_table(section: Section) -> Table:
         rows,
         _summary_footer(info),
         ci=True,
+        number=metric_number(info),
+        unit=info.unit,
+    )
+
+
+def zero_shot_table(section: Section) -> Table:
+    """Figure 2's numbers: zero-shot mean score (rows = domains seen, columns = strategies)."""
+    info, strategies = section.metric, list(section.zero_shot)
+    stages = max(len(stats) for stats in section.zero_shot.values())
+    empty = Stat.of([])
+    rows: list[list[Cell]] = [
+        [k + 1, *(s[k] if k < len(s) else empty for s in section.zero_shot.values())] for k in range(stages)
+    ]
+    return Table(
+        f"zero_shot_{section.order_kind}{info.suffix}",
+        f"Zero-shot mean {info.title} versus domains seen, {section.order_kind} order",
+        ["domains seen", *strategies],
+        rows,
+        _zero_shot_footer(info),
         number=metric_number(info),
         unit=info.unit,
     )

@@ -22,6 +22,7 @@ from mscl.errors import ConfigError, MsclError, StudyInterrupted
 from mscl.study.cell import CellOutcome, CellRequest
 from mscl.study.grid import Cell, StudySettings
 from mscl.study.tracking import Grid
+from mscl.words import counted
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -97,7 +98,8 @@ def run_grid(
             with sigterm_as_interrupt(), ray_instance(settings) as (ray, resources):
                 shares = f"{resources.cpus_per_study} CPU(s), {resources.gpus_per_study:g} GPU(s) each"
                 where = f"{resources.workers} at once" if resources.workers else f"cluster {settings.address}"
-                console.print(f"study {study_run_id[:8]}: {len(requests)} studies, {where}, {shares}")
+                studies = counted(len(requests), "study", "studies")
+                console.print(f"study {study_run_id[:8]}: {studies}, {where}, {shares}")
                 outcomes = _execute(
                     ray, resources, requests, settings.max_retries, client, study_run_id, quiet
                 )

@@ -30,6 +30,7 @@ from mscl.tracking.queries import is_parent
 from mscl.tracking.rmatrix import load_r_matrix
 from mscl.tracking.tree import CHECKPOINT_ARTIFACT, CHECKPOINT_SHA_TAG, FREEZE_ARTIFACT, LOCK_ARTIFACT
 from mscl.tracking.uri import connect_existing
+from mscl.words import counted
 
 PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
 SHOWN = 4  # differences named in a detail line
@@ -167,7 +168,9 @@ def check_dataset(run: Run, data_dir: Path | None) -> CheckResult:
         return CheckResult(
             "dataset", False, f"digest {digest[:12]} of {directory} != logged {logged[:12] or '-'}"
         )
-    return CheckResult("dataset", True, f"{cases} cases of {directory} verified, digest {digest[:12]}")
+    return CheckResult(
+        "dataset", True, f"{counted(cases, 'case')} of {directory} verified, digest {digest[:12]}"
+    )
 
 
 def check_packages_lock(freeze: str | None, lock: tuple[str, str] | None) -> CheckResult:

@@ -23,6 +23,7 @@ SUFFIXED = [
     "summary_descending_volume_diff_ml.csv",
     "tests_descending_volume_diff_ml.csv",
     "references_volume_diff_ml.csv",
+    "zero_shot_descending_volume_diff_ml.csv",
     "zero_shot_descending_volume_diff_ml.png",
     "per_order_descending_volume_diff_ml.png",
     "bwt_bars_descending_volume_diff_ml.png",
@@ -73,6 +74,9 @@ def test_report_files(report) -> None:
         "tests_descending.csv",
         "references.csv",
         "costs.csv",
+        "runs.csv",
+        "zero_shot_descending.csv",
+        "zero_shot_descending.tex",
         "zero_shot_descending.png",
         "per_order_descending.png",
         "bwt_bars_descending.png",
@@ -125,7 +129,7 @@ def test_second_metric_has_its_own_section(report) -> None:
 
 def test_markdown_report_lists_tables_and_skipped_runs(report) -> None:
     text = (report.out_dir / "report.md").read_text()
-    assert "| Milan | -0.284 ± 0.003 | 0.001 ± 0.003 |" in text
+    assert "| Milan | -0.284 ± 0.003 | 0.001 ± 0.003 |" in text and ": 20 finished parent runs read, " in text
     assert "| joint | 1 | 0.500 |" in text and "| single | 1 | 0.400 |" in text
     assert "Wilcoxon" in text and "![" in text
     reasons = {s.name: s.reason for s in report.skipped}
@@ -179,6 +183,9 @@ def test_single_seed_single_strategy_report(store, tmp_path) -> None:
     assert result.runs == 1 and result.run_id is None
     assert "One seed only" in text and "Paired tests: not run" in text
     assert "nan" not in text.lower()
+    assert ": 1 finished parent run read, 0 skipped." in text
+    assert "R matrix of replay (Dice), descending order: values of 1 seed (Figure 5 form)." in text
+    assert "std over 1" not in text and "1 seeds" not in text
 
 
 def test_strategy_and_order_filters(store, logged, tmp_path) -> None:
@@ -206,3 +213,31 @@ def test_empty_and_unknown_experiments_are_clear_errors(store, tmp_path) -> None
         build_report("nope", tmp_path, tracking_uri=store.uri)
     with pytest.raises(TrackingError, match="no MLflow database"):
         build_report(name, tmp_path, tracking_uri=f"sqlite:///{tmp_path}/absent.db")
+
+
+def test_runs_table_counts_seeds_and_lists_them(report) -> None:
+    rows = csv_rows(report.out_dir / "runs.csv")
+    assert list(rows["finetune"]) == ["strategy", "kind", "order", "runs", "seeds", "seed list"]
+    assert (rows["finetune"]["runs"], rows["finetune"]["seeds"]) == ("9", "9")
+    assert rows["finetune"]["seed list"] == ", ".join(map(str, range(9)))
+    assert (rows["joint"]["seeds"], rows["joint"]["seed list"]) == ("1", "0")
+    text = (report.out_dir / "report.md").read_text()
+    assert "| strategy | kind | order | runs | seeds | seed list |" in text
+    assert "| joint | joint | descending | 1 | 1 | 0 |" in text
+
+
+def test_zero_shot_values_are_a_table_beside_figure_2(report) -> None:
+    rows = csv_rows(report.out_dir / "zero_shot_descending.csv")
+    assert list(rows) == [str(k) for k in range(1, 9)]
+    assert rows["8"]["replay n"] == "9" and float(rows["8"]["replay mean"]) > 0
+    text = (report.out_dir / "report.md").read_text()
+    figure, table = text.index("](zero_shot_descending.png)"), text.index("**Zero-shot mean Dice versus")
+    assert figure < table < text.index("](per_order_descending.png)")
+    page = (report.out_dir / "report.html").read_text()
+    caption = "<caption>Zero-shot mean Dice versus domains seen, descending order</caption>"
+    assert page.index("Figure 2 form") < page.index(caption) < page.index("Figure 4 form")
+
+
+def test_heatmap_caption_names_mean_and_std_over_the_seeds(report) -> None:
+    text = (report.out_dir / "report.md").read_text()
+    assert "R matrix of replay (Dice), descending order: mean (left) and std (right) over 9 seeds" in text

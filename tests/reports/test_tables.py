@@ -20,6 +20,7 @@ from mscl.reports.tables import (
     to_latex,
     to_markdown,
     two_decimals,
+    zero_shot_table,
 )
 from mscl.reports.tables import tests_table as paired_tests_table  # not collected as a test
 
@@ -122,3 +123,30 @@ def test_reference_table_per_metric() -> None:
         dice.columns[-1] == "zero-shot Dice"
         and volume.columns[-1] == f"zero-shot {AbsoluteVolumeDifference.title}"
     )
+
+
+def test_zero_shot_table_holds_figure_2_values(compiled) -> None:
+    section = compiled.headline.sections[0]
+    table = zero_shot_table(section)
+    assert table.name == "zero_shot_descending" and "Dice" in table.title
+    assert table.columns == ["domains seen", "finetune", "replay"]
+    assert [row[0] for row in table.rows] == list(range(1, 9))
+    assert table.rows[2][1:] == [section.zero_shot["finetune"][2], section.zero_shot["replay"][2]]
+    first = section.zero_shot["replay"][0]
+    assert f"| 1 | {table.text(section.zero_shot['finetune'][0])} | {table.text(first)} |" in to_markdown(
+        table
+    )
+    header = next(csv.reader(io.StringIO(to_csv(table))))
+    assert header[:3] == ["domains seen", "finetune mean", "finetune std"]
+    volume = zero_shot_table(compiled.metrics[VOLUME].sections[0])
+    assert volume.name == "zero_shot_descending_volume_diff_ml" and volume.unit == "ml"
+
+
+def test_zero_shot_table_dashes_stages_a_strategy_did_not_reach() -> None:
+    centers = ["X", "Y", "Z"]
+    short = rmatrix("short", 0, ["X", "Y"], centers, [[0.3, 0.0, 0.0], [0.3, 0.6, 0.0]], with_volume=False)
+    full = rmatrix("full", 0, centers, centers, [[0.3] * 3, [0.6] * 3, [0.9] * 3], with_volume=False)
+    (section,) = compile_runs([parent(short, "custom"), parent(full, "custom")]).headline.sections
+    text = to_markdown(zero_shot_table(section))
+    assert "| 1 | 0.300 | 0.100 |" in text and "| 2 | 0.600 | 0.300 |" in text
+    assert "| 3 | 0.900 | — |" in text

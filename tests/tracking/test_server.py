@@ -127,7 +127,7 @@ def test_report_reads_the_server_and_logs_to_it(served_study: ServedStudy, tmp_p
         app, ["report", "--experiment", "served", "--out", str(out), "--tracking-uri", uri]
     )
     assert result.exit_code == 0, result.output
-    assert "read 1 runs" in result.stdout
+    assert "read 1 run," in result.stdout
     assert {"report.md", "report.html"} <= {p.name for p in out.iterdir()}
     assert "replay" in (out / "report.md").read_text(encoding="utf-8")
     client = served_study.client
