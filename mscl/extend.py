@@ -104,12 +104,16 @@ def extension_config(
 ) -> tuple[ExperimentConfig, list[str]]:
     """The study's logged config with ``overrides`` applied, and the changes as ``key (old -> new)``.
 
+    The study's ``tracking.register_model`` is not inherited: an extension registers its model only when
+    asked (``--register``).
+
     Raises:
         ConfigError: a change of a :data:`FIXED` setting.
     """
     from mscl.tracking.resume import config_changes
 
-    cfg = load_config(overrides=overrides, base=study.cfg)
+    base = load_config(overrides=[{"tracking": {"register_model": None}}], base=study.cfg)
+    cfg = load_config(overrides=overrides, base=base)
     changes = config_changes(study.cfg, cfg)
     refused = [c for c in changes if c.startswith(FIXED) and not c.startswith(MOVABLE)]
     if refused:
@@ -297,7 +301,7 @@ def _run(
                         data.manifest,
                         stage_tags=stage_tags,
                         count_stages=False,
-                        log_models=False,
+                        earlier=study.datasets,
                     ),
                     created,
                     ProgressObserver(display, stages, stage_epochs(cfg), title, cfg.eval.metrics[0]),
@@ -320,7 +324,23 @@ def _run(
     except BaseException:
         _end(client, created.ids, "FAILED")
         raise
+    if cfg.tracking.register_model:  # the study has grown: its last stage is the extension's
+        _register(client, study.run_id, cfg.tracking.register_model, cfg.tracking.model_alias, quiet)
     return grown
+
+
+def _register(client: MlflowClient, run_id: str, name: str, alias: str, quiet: bool) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from mscl.tracking.models import register_final_model
+
+    try:
+        uri = register_final_model(client, run_id, name, alias)
+    except MlflowException as exc:
+        raise TrackingError(
+            f"run {run_id} was extended, but registering {name} failed: {first_line(exc)}"
+        ) from None
+    Console(quiet=quiet).print(f"registered the last stage's model as {uri}")
 
 
 def _end(client: MlflowClient, run_ids: list[str], status: str) -> None:

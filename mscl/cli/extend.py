@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mscl.cli.options import QuietOption, SetOption, given
+from mscl.cli.options import AliasOption, QuietOption, RegisterOption, SetOption, given
 
 
 def extend(
@@ -30,12 +30,18 @@ def extend(
     ] = None,
     set_: SetOption = None,
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking URI.")] = None,
+    register: RegisterOption = None,
+    alias: AliasOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train new centers as new stages of a finished study; its parent run grows only once they finished."""
     from mscl.extend import extend_study
 
-    flags: dict[str, Any] = {"train": given(epochs=epochs), "memory": given(path=memory_path)}
+    flags: dict[str, Any] = {
+        "train": given(epochs=epochs),
+        "memory": given(path=memory_path),
+        "tracking": given(register_model=register, model_alias=alias),
+    }
     if quiet:  # MLflow prints a "View run ... at http://..." line per run against a server
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     extend_study(

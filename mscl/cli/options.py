@@ -20,6 +20,13 @@ SetOption = Annotated[
     typer.Option("--set", help="Override one setting, e.g. --set train.epochs=3 (repeatable)."),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+RegisterOption = Annotated[
+    str | None,
+    typer.Option("--register", help="Register the final stage's model under this name (MLflow registry)."),
+]
+AliasOption = Annotated[
+    str | None, typer.Option("--alias", help="Alias of the registered version (default champion).")
+]
 
 
 def given(**values: object) -> dict[str, object]:

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from mscl.cli.options import ConfigOption, PresetOption, QuietOption, SetOption, given, parse_seeds
+from mscl.cli.options import (
+    AliasOption,
+    ConfigOption,
+    PresetOption,
+    QuietOption,
+    RegisterOption,
+    SetOption,
+    given,
+    parse_seeds,
+)
 from mscl.errors import ConfigError
 from mscl.strategies import STRATEGIES
 
@@ -64,12 +73,8 @@ def train(
         bool,
         typer.Option("--verify-data", help="Check every case's sha256 first (default: only that it reads)."),
     ] = False,
-    register: Annotated[
-        str | None, typer.Option("--register", help="Register the final stage's model under this name.")
-    ] = None,
-    alias: Annotated[
-        str | None, typer.Option("--alias", help="Alias of the registered version (default champion).")
-    ] = None,
+    register: RegisterOption = None,
+    alias: AliasOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Train a strategy stage by stage and score every center after every stage."""

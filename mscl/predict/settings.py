@@ -6,6 +6,7 @@ Written as ``settings.json`` inside every stage's MLflow model; no torch import,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,15 +42,22 @@ class SegmenterSettings(StrictModel):
     def of_stage(
         cls,
         cfg: ExperimentConfig,
-        manifest: DatasetManifest,
+        datasets: Mapping[str, DatasetManifest],
         centers: list[str],
         run_id: str,
         stage: int,
     ) -> SegmenterSettings:
-        """The settings of a stage trained on ``centers`` of the dataset described by ``manifest``."""
-        record = manifest.preprocessing
+        """The settings of a stage trained on ``centers``; ``datasets`` maps each to the dataset it came
+        from (a study's one, or for ``mscl extend`` the study's and the extension's, preprocessed alike)."""
+        record = datasets[centers[-1]].preprocessing
         contrasts = sorted(
-            {c for center in manifest.centers if center.name in centers for c in center.contrasts}
+            {
+                c
+                for name in centers
+                for center in datasets[name].centers
+                if center.name == name
+                for c in center.contrasts
+            }
         )
         return cls(
             model=cfg.model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,8 @@ class MlflowStudyObserver(StudyObserver):
             the parent only once every new stage has ended).
         log_models: log every stage's model as an MLflow model
             (:func:`mscl.tracking.models.log_stage_model`).
+        earlier: the centers the weights trained on before the first stage, with their datasets
+            (``mscl extend``'s study), so that the models say what they were trained on.
     """
 
     def __init__(
@@ -91,13 +93,15 @@ class MlflowStudyObserver(StudyObserver):
         stage_tags: dict[str, str] | None = None,
         count_stages: bool = True,
         log_models: bool = True,
+        earlier: Mapping[str, DatasetManifest] | None = None,
     ) -> None:
         self.client, self.parent_run_id, self.cfg, self.seed = client, parent_run_id, cfg, seed
         self.reattach = dict(reattach or {})
         self.stage_tags, self.count_stages = dict(stage_tags or {}), count_stages
         self.manifest, self.log_models = manifest, log_models
+        self.datasets = {**dict.fromkeys(manifest.center_names(), manifest), **(earlier or {})}
         self._stage_run: str | None = None
-        self._seen: list[str] = []
+        self._seen: list[str] = list(earlier or {})
         """Centers the carried weights have trained on (a fresh stage starts over)."""
 
     def stage_started(self, stage: StagePlan) -> None:
@@ -168,7 +172,7 @@ class MlflowStudyObserver(StudyObserver):
         started = time.perf_counter()
         seen = [] if stage.fresh else self._seen
         self._seen = [*seen, *(c for c in stage.train_centers if c not in seen)]
-        settings = SegmenterSettings.of_stage(self.cfg, self.manifest, self._seen, run_id, stage.index + 1)
+        settings = SegmenterSettings.of_stage(self.cfg, self.datasets, self._seen, run_id, stage.index + 1)
         log_stage_model(self.client, run_id, model, settings)
         return time.perf_counter() - started
 

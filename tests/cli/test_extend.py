@@ -102,3 +102,10 @@ def test_a_center_already_in_the_study(store: Store) -> None:
 def test_a_fixed_setting(store: Store) -> None:
     line = refused(store, store.finished, "--data", str(store.data["extra"]), "--set", "model.channels=[2,4]")
     assert "model.channels" in line
+
+
+def test_an_empty_alias(store: Store) -> None:  # --register/--alias reach the extension's config
+    line = refused(
+        store, store.finished, "--data", str(store.data["extra"]), "--register", "m", "--alias", ""
+    )
+    assert "tracking.model_alias" in line

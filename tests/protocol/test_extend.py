@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
 from mscl.api import train_study
-from mscl.config import ExperimentConfig
+from mscl.config import ExperimentConfig, load_config
 from mscl.data.manifest import DatasetManifest
 from mscl.errors import ConfigError, MemoryCorrupted, StudyInterrupted
-from mscl.extend import extend_study
+from mscl.extend import extend_study, extension_config
+from mscl.predict.settings import SegmenterSettings
 from mscl.protocol.observers import StudyObserver
 from mscl.strategies.base import StagePlan
 from mscl.testing.data import build_blob_dataset
@@ -22,6 +24,8 @@ from mscl.testing.strategies import contract_config
 from mscl.tracking import tree
 from mscl.tracking.audit import check_r_matrix
 from mscl.tracking.checkpoints import get_run, stage_runs
+from mscl.tracking.extension import read_finished_study
+from mscl.tracking.models import resolve_model
 from mscl.tracking.rmatrix import RMatrix, load_r_matrix
 
 EARLIER = ["Big", "Mid"]
@@ -212,3 +216,42 @@ def test_a_missing_memory_store_is_refused(
         assert not store.exists()  # nothing created in its place
     finally:
         moved.rename(store)
+
+
+def model_settings(uri: str) -> SegmenterSettings:
+    folder = Path(mlflow.artifacts.download_artifacts(uri))
+    return SegmenterSettings.read(folder / "artifacts" / "settings.json")
+
+
+def test_an_extension_logs_its_models_and_registers_the_grown_study(
+    studies: dict[str, Study], extended: dict[str, RMatrix], data: dict[str, Path]
+) -> None:
+    study = studies["finetune-a"]
+    client = study.client
+    register = {"tracking": {"register_model": "grown", "model_alias": "newest"}}
+    extend_study(
+        study.run_id, data["extra"], tracking_uri=study.cfg.tracking.uri, quiet=True, overrides=[register]
+    )
+    stages = stage_runs(client, get_run(client, study.run_id))
+    assert [r.info.run_name for r in stages[2:]] == ["stage3-Small", "stage4-Extra"]
+    ref = resolve_model(client, "models:/grown@newest")
+    assert (ref.run_id, ref.model_id) == (stages[-1].info.run_id, stages[-1].data.tags[tree.MODEL_ID_TAG])
+    settings = model_settings(ref.uri)
+    assert settings.centers == ["Big", "Mid", "Small", "Extra"] and settings.stage == 4  # all the weights saw
+    manifests = [DatasetManifest.read(data[name]) for name in ("gone", "small", "extra")]
+    assert settings.contrasts == sorted(
+        {c for m in manifests for center in m.centers for c in center.contrasts}
+    )
+    small = model_settings(f"models:/{stages[2].data.tags[tree.MODEL_ID_TAG]}")
+    assert small.centers == ["Big", "Mid", "Small"]
+
+
+def test_an_extension_registers_only_when_asked(studies: dict[str, Study]) -> None:
+    study = read_finished_study(studies["replay-a"].client, studies["replay-a"].run_id)
+    registered = replace(
+        study, cfg=load_config(overrides=[{"tracking": {"register_model": "x"}}], base=study.cfg)
+    )
+    cfg, changes = extension_config(registered, [])
+    assert cfg.tracking.register_model is None and changes == []  # tracking settings are no study change
+    asked, _ = extension_config(registered, [{"tracking": {"register_model": "y"}}])
+    assert asked.tracking.register_model == "y"
