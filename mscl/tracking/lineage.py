@@ -16,8 +16,10 @@ import json
 import os
 import platform
 import re
+import site
 import subprocess
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -91,13 +93,16 @@ def _git(folder: Path, *args: str) -> str:
 FREEZE_SKIPPED = frozenset({"pip", "setuptools", "wheel", "distribute"})  # what ``pip freeze`` leaves out
 
 
-def pip_freeze() -> str:
+def pip_freeze(path: Sequence[str] | None = None) -> str:
     """The installed distributions in ``pip freeze --exclude-editable``'s format (that of
     ``requirements/lock.txt``), read from ``importlib.metadata`` in-process instead of a ``pip`` subprocess
     (about a second per run): ``name==version``, ``name @ url`` for a direct-URL install, editable ones left
-    out; the first of a name on ``sys.path`` wins, as for imports."""
+    out; the first of a name on ``path`` (default ``sys.path``) wins, as for imports. Folders a package
+    vendors inside site-packages and puts on ``sys.path`` when imported (``import ray`` adds
+    ``ray/thirdparty_files`` with its own colorama and psutil) are not the environment's and are left
+    out, as a ``pip freeze`` in a new process leaves them."""
     lines: dict[str, str] = {}
-    for dist in metadata.distributions():
+    for dist in metadata.distributions(path=environment_paths(sys.path if path is None else path)):
         name = dist.metadata["Name"]
         key = normalize_name(name or "")
         if not name or key in lines or key in FREEZE_SKIPPED:
@@ -110,6 +115,17 @@ def pip_freeze() -> str:
         else:
             lines[key] = f"{name}=={dist.version}"
     return "".join(f"{line}\n" for _, line in sorted(lines.items()) if line)
+
+
+def environment_paths(path: Sequence[str], site_dirs: Sequence[str] | None = None) -> list[str]:
+    """``path`` without the folders nested inside a site-packages folder (``site_dirs``, default the
+    interpreter's and the user's): those are a package's vendored copies, not installed distributions."""
+    if site_dirs is None:
+        site_dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    roots = [os.path.realpath(d) for d in site_dirs]
+    return [
+        p for p in path if not any(os.path.realpath(p or ".").startswith(root + os.sep) for root in roots)
+    ]
 
 
 def normalize_name(name: str) -> str:

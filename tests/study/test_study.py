@@ -88,6 +88,15 @@ def test_a_grid_on_ray_gives_the_r_matrices_of_sequential_train(
         assert run.data.params["train.threads"] == "1"
     assert (tmp_path / "report" / "report.md").is_file()  # the report sees runs nested in a study
     assert "finetune" in (tmp_path / "report" / "report.md").read_text()
+    # trained in a Ray worker, where ray's vendored folder (colorama, psutil) is on sys.path: the packages
+    # logged are the environment's, as `mscl audit` in a new process (no ray imported) finds them
+    first = parents(tmp_path, "grid")[0].info.run_id
+    audit = subprocess.run(
+        [sys.executable, "-m", "mscl.cli.main", "audit", first, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    [row] = [line for line in audit.stdout.splitlines() if "packages vs environment" in line]
+    assert "PASS" in row, audit.stdout
 
 
 def _mscl(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

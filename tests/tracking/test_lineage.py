@@ -21,9 +21,11 @@ from mscl.tracking.lineage import (
     PROJECT_RUN_ENV,
     CaseSet,
     InputCase,
+    environment_paths,
     file_sha256,
     git_state,
     parse_requirements,
+    pip_freeze,
     start_run_options,
 )
 
@@ -55,6 +57,10 @@ def test_parent_run_records_the_environment(
     assert lock == lock_of_this_environment.read_text()
 
 
+FREEZE_AFTER_RAY = "import ray; from mscl.tracking.lineage import pip_freeze; print(pip_freeze())"
+"""``import ray`` puts ``ray/thirdparty_files`` (its own colorama and psutil) on ``sys.path``."""
+
+
 def test_in_process_freeze_lists_what_pip_freeze_lists() -> None:
     def isolated(*args: str) -> str:  # -I: the environment alone, not PYTHONPATH, the user site or the cwd
         return subprocess.run(
@@ -64,15 +70,27 @@ def test_in_process_freeze_lists_what_pip_freeze_lists() -> None:
     pip = parse_requirements(
         isolated("-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check")
     )
-    ours = parse_requirements(
-        isolated("-c", "from mscl.tracking.lineage import pip_freeze; print(pip_freeze())")
-    )
+    ours = parse_requirements(isolated("-c", FREEZE_AFTER_RAY))
     differing = {name: (ours.get(name), pip.get(name)) for name in ours.keys() ^ pip.keys()} | {
         name: (ours[name], pip[name]) for name in ours.keys() & pip.keys() if ours[name] != pip[name]
     }
     assert not differing, f"(ours, pip's) by package: {differing}"
     assert "mscl" not in ours  # editable: the source is recorded by its git commit
     assert list(ours) == sorted(ours)
+
+
+def test_folders_vendored_inside_site_packages_are_no_distributions(tmp_path: Path) -> None:
+    site_dir, elsewhere = tmp_path / "site-packages", tmp_path / "pythonpath"
+    for folder in (site_dir / "pkg" / "thirdparty_files", elsewhere):
+        info = folder / f"vendored_{folder.name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: vendored-{folder.name}\nVersion: 1.0\n")
+    path = [str(site_dir / "pkg" / "thirdparty_files"), str(site_dir), str(elsewhere)]
+    assert environment_paths(path, [str(site_dir)]) == [str(site_dir), str(elsewhere)]
+    with_site = [p for p in path if p != str(site_dir / "pkg" / "thirdparty_files")]
+    freeze = parse_requirements(pip_freeze(path))  # the real site dirs: tmp_path is not inside them
+    assert {"vendored-thirdparty-files", "vendored-pythonpath"} <= set(freeze)
+    assert "vendored-thirdparty-files" not in parse_requirements(pip_freeze(with_site))
 
 
 def test_dataset_inputs_on_parent_and_stages(
