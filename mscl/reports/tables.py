@@ -235,14 +235,13 @@ def bwt_table(section: Section, centers: list[str]) -> Table:
         for center in centers
         if center in trained
     ]
-    return Table(
-        f"bwt_per_center_{section.order_kind}{info.suffix}",
-        f"Per-center {info.title} BWT, {section.order_kind} order",
+    return _section_table(
+        section,
+        "bwt_per_center",
+        f"Per-center {info.title} BWT",
         ["center", *strategies],
         rows,
         _bwt_footer(info),
-        number=metric_number(info),
-        unit=info.unit,
     )
 
 
@@ -253,16 +252,9 @@ def summary_table(section: Section) -> Table:
         [g.strategy, len(g.runs), *(section.summary[g.strategy][m] for m in SUMMARIES)]
         for g in section.groups
     ]
-    return Table(
-        f"summary_{section.order_kind}{info.suffix}",
-        f"Continual metrics of {info.title}, {section.order_kind} order",
-        ["strategy", "seeds", *(METRIC_LABELS[m] for m in SUMMARIES)],
-        rows,
-        _summary_footer(info),
-        ci=True,
-        number=metric_number(info),
-        unit=info.unit,
-    )
+    columns = ["strategy", "seeds", *(METRIC_LABELS[m] for m in SUMMARIES)]
+    title = f"Continual metrics of {info.title}"
+    return _section_table(section, "summary", title, columns, rows, _summary_footer(info), ci=True)
 
 
 def zero_shot_table(section: Section) -> Table:
@@ -273,12 +265,31 @@ def zero_shot_table(section: Section) -> Table:
     rows: list[list[Cell]] = [
         [k + 1, *(s[k] if k < len(s) else empty for s in section.zero_shot.values())] for k in range(stages)
     ]
+    title = f"Zero-shot mean {info.title} versus domains seen"
+    return _section_table(
+        section, "zero_shot", title, ["domains seen", *strategies], rows, _zero_shot_footer(info)
+    )
+
+
+def _section_table(
+    section: Section,
+    stem: str,
+    what: str,
+    columns: list[str],
+    rows: list[list[Cell]],
+    footer: str,
+    ci: bool = False,
+) -> Table:
+    """A table of one metric and order kind: ``<stem>_<order><suffix>``, ``<what>, <order> order``, the
+    metric's number format and unit."""
+    info = section.metric
     return Table(
-        f"zero_shot_{section.order_kind}{info.suffix}",
-        f"Zero-shot mean {info.title} versus domains seen, {section.order_kind} order",
-        ["domains seen", *strategies],
+        f"{stem}_{section.order_kind}{info.suffix}",
+        f"{what}, {section.order_kind} order",
+        columns,
         rows,
-        _zero_shot_footer(info),
+        footer,
+        ci=ci,
         number=metric_number(info),
         unit=info.unit,
     )
