@@ -67,11 +67,17 @@ def train_study(
         uri = connect_tracking(cfg.tracking.uri, *timeouts)  # an unreachable server fails first
         with PreparedDataset(data_dir) as dataset, sigterm_as_interrupt():
             check_study(dataset, cfg, verify=verify_data)
-            setups = [plan_study(dataset, cfg, seed) for seed in cfg.protocol.seeds]  # opens the memories
-            use_tracking_uri(uri, *timeouts)  # a new sqlite store is created only once the study can run
-            return [
-                _run_seed(dataset, cfg, seed, setup, quiet, observers, link=link)
-                for seed, setup in zip(cfg.protocol.seeds, setups, strict=True)
+            first, *later = cfg.protocol.seeds
+            setup = plan_study(dataset, cfg, first)  # a strategy that cannot be set up fails here, before
+            try:  # the store: the seeds share its settings; a new sqlite store is created only now
+                use_tracking_uri(uri, *timeouts)
+            except BaseException:
+                setup.strategy.close()
+                raise
+            results = [_run_seed(dataset, cfg, first, setup, quiet, observers, link=link)]
+            return results + [
+                _run_seed(dataset, cfg, seed, plan_study(dataset, cfg, seed), quiet, observers, link=link)
+                for seed in later
             ]
 
 
