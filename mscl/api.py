@@ -149,7 +149,8 @@ def _run_seed(
     from mscl.protocol.checkpoints import CheckpointObserver, StateStore
     from mscl.tracking.lineage import LineageObserver
     from mscl.tracking.resume import ResumeInfo, load_resume_info
-    from mscl.tracking.runs import MlflowStudyObserver, StudyRunRef, log_study_result, study_run
+    from mscl.tracking.runs import StudyRunRef, log_study_result, study_run
+    from mscl.tracking.stages import MlflowStudyObserver
     from mscl.tracking.uri import configured_wait_s, is_http
 
     started = time.perf_counter()

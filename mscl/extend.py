@@ -276,7 +276,7 @@ def _run(
     from mscl.protocol.loop import stage_epochs
     from mscl.tracking import tree
     from mscl.tracking.extension import ExtensionRecord, grow_rmatrix, log_extension
-    from mscl.tracking.runs import MlflowStudyObserver
+    from mscl.tracking.stages import MlflowStudyObserver
 
     mlflow.set_experiment(experiment_id=study.parent.info.experiment_id)
     number, digest = study.extensions + 1, data.manifest.digest()

@@ -32,7 +32,6 @@ from mscl.tracking.tree import CHECKPOINT_ARTIFACT, CHECKPOINT_SHA_TAG, FREEZE_A
 from mscl.tracking.uri import connect_existing
 from mscl.words import counted
 
-PARAM_LIMIT = 6000  # parent runs log params truncated to this many characters
 SHOWN = 4  # differences named in a detail line
 
 
@@ -138,7 +137,7 @@ def check_config(run: Run, config_yaml: bytes | None) -> CheckResult:
     if not isinstance(mapping, dict):
         return CheckResult("config", False, f"{prefix}config.yaml is not a mapping")
     expected = {**flatten_config(mapping), "seed": run.data.tags.get(tree.SEED_TAG, "")}
-    expected = {key: value[:PARAM_LIMIT] for key, value in expected.items()}
+    expected = {key: value[: tree.MAX_PARAM_CHARS] for key, value in expected.items()}
     differences = _differences(expected, run.data.params, "config.yaml", "params", operator.eq)
     if differences:
         return CheckResult("config", False, prefix + _summary(differences, "param(s) differ"))

@@ -320,7 +320,7 @@ def memory_rows(strategy: Strategy) -> list[dict[str, Any]]:
 class LineageObserver(StudyObserver):
     """Stage-loop observer logging lineage that exists only once the loop runs.
 
-    Place it after :class:`mscl.tracking.runs.MlflowStudyObserver`, whose ``stage_started`` opens the stage
+    Place it after :class:`mscl.tracking.stages.MlflowStudyObserver`, whose ``stage_started`` opens the stage
     run this observer logs the stage's inputs on.
     """
 

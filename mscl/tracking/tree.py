@@ -85,6 +85,9 @@ EXTENSION_TAG = "mscl.extension"
 CONFIG_CHANGES_TAG = "mscl.config_changes"
 """On a stage run added by ``mscl extend``: settings changed from the study's config, ``key (old -> new)``."""
 
+MAX_PARAM_CHARS = 6000
+"""Params are logged cut to this many characters (MLflow's longest param value)."""
+
 # Stage-run params, logged once when the stage run is created (MLflow params are immutable); a stage run
 # also logs the strategy's own options under the parent's keys, ``strategy.<option>``
 STAGE_PARAM = "stage"

@@ -16,7 +16,7 @@ from mscl.tracking import tree
 from mscl.tracking.queries import is_parent, parent_strategies, read_parent_runs
 from mscl.tracking.resume import parent_run
 from mscl.tracking.rmatrix import RMatrix, log_r_matrix
-from mscl.tracking.runs import log_missing, stage_params, stage_tags
+from mscl.tracking.stages import log_missing, stage_params, stage_tags
 
 STAGES = [StagePlan(0, "Big", ("Big",), True), StagePlan(1, "Mid", ("Mid",), False)]
 
