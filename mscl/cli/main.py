@@ -70,6 +70,7 @@ def _register() -> None:
         predict,
         prepare,
         report,
+        shift,
         study,
         train,
         ui,
@@ -86,6 +87,7 @@ def _register() -> None:
     app.command("report")(report.report)
     app.command("audit")(audit.audit)
     app.command("bench")(bench.bench)
+    app.command("shift")(shift.shift)
     app.command("ui-url")(ui.ui_url)
 
 

@@ -45,6 +45,13 @@ def prepare(
         typer.Option("--centers", help="Synthetic only: these centers, e.g. AMU (a hospital joining later)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing directory.")] = False,
+    shift_check: Annotated[
+        bool | None,
+        typer.Option(
+            "--shift-check/--no-shift-check",
+            help="Print the domain-shift check (mscl shift) after the summary; default: on for --synthetic.",
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Prepare a dataset directory (dataset.json + volumes) from real or synthetic data."""
@@ -86,3 +93,7 @@ def prepare(
 
     console.print(summary_table(result))
     console.print(f"dataset written to {out}")
+    if (synthetic if shift_check is None else shift_check) and not quiet:
+        from mscl.cli.shift import compute_shift, shift_tables
+
+        console.print(*shift_tables(compute_shift(out, quiet=False)))
