@@ -31,7 +31,7 @@ def fingerprint(
     generated under ``work``), with ``overrides`` (``section.key=value``) on the tiny preset."""
     from mscl.api import train_study
     from mscl.config import load_config
-    from mscl.data.synthetic import generate_dataset
+    from mscl.data.synthetic.generator import generate_dataset
 
     if data is None:
         data = work / "data"

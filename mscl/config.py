@@ -14,7 +14,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SerializeAsAny,
     ValidationError,
@@ -22,8 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from mscl.data.synthetic.profiles import SyntheticConfig, shipped_centers_layer
 from mscl.errors import ConfigError
 from mscl.plugins import MEMORY_BACKENDS_GROUP, METRICS_GROUP, Registry
+from mscl.schema import StrictModel
 
 PRESETS: tuple[str, ...] = ("tiny", "quick", "paper")
 DEFAULT_PRESET = "quick"
@@ -34,12 +35,6 @@ DEFAULT_METRICS = ("dice", "lesion_tpr", "lesion_fdr", "lesion_f1", "ndsc", "vol
 """What evaluation scores unless ``eval.metrics`` says otherwise: Dice, then what MS-lesion papers report."""
 Normalization = Literal["zscore", "percentile"]
 """Intensity normalisations of :func:`mscl.data.standardize.normalize_intensity`."""
-
-
-class StrictModel(BaseModel):
-    """Base model: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(StrictModel):
@@ -63,22 +58,6 @@ class DataConfig(StrictModel):
         if any(s <= 0 for s in value):
             raise ValueError("every spacing must be > 0")
         return value
-
-
-class SyntheticConfig(StrictModel):
-    """The synthetic multi-center generator (``mscl prepare --synthetic``)."""
-
-    spacing_mm: float = Field(3.0, gt=0, le=8)
-    count_scale: float = Field(0.25, ge=0, le=1, description="Fraction of the paper's subject counts.")
-    min_per_center: int = Field(3, ge=2, description="At least 2: every center is split into train and test.")
-    max_per_center: int | None = Field(None, ge=1)
-    seed: int = Field(0, ge=0)
-
-    @model_validator(mode="after")
-    def _bounds(self) -> SyntheticConfig:
-        if self.max_per_center is not None and self.max_per_center < self.min_per_center:
-            raise ValueError("max_per_center must be >= min_per_center")
-        return self
 
 
 class ModelConfig(StrictModel):
@@ -326,9 +305,19 @@ SECTIONS: tuple[str, ...] = tuple(name for name in ExperimentConfig.model_fields
 """The sections of a configuration: each must be a mapping of settings."""
 
 
+NOT_PARAMS: tuple[str, ...] = ("synthetic.centers",)
+"""Settings logged in ``config.yaml`` but not as MLflow params: the center profiles (about 130 values, none of
+them a training knob) are recorded in ``dataset.json``, whose digest every run logs."""
+
+
 def flatten_config(tree: Mapping[str, Any]) -> dict[str, str]:
-    """Flattened ``section.key -> value`` strings of a config mapping (e.g. a logged ``config.yaml``)."""
-    return {key: str(value) for key, value in _flatten(tree).items()}
+    """Flattened ``section.key -> value`` strings of a config mapping (e.g. a logged ``config.yaml``), as
+    logged to MLflow params: everything but :data:`NOT_PARAMS`."""
+    return {
+        key: str(value)
+        for key, value in _flatten(tree).items()
+        if not any(key.startswith(f"{prefix}.") for prefix in NOT_PARAMS)
+    }
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -343,11 +332,11 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def preset_mapping(name: str) -> dict[str, Any]:
-    """The raw mapping of a shipped preset."""
+    """The raw mapping of a shipped preset, over the shipped center profiles (``presets/centers.yaml``)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     text = resources.files("mscl.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text) or {}
+    return deep_merge(shipped_centers_layer(), yaml.safe_load(text) or {})
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from typing import Any
 
 from mscl.config import ExperimentConfig, load_config
 from mscl.data.split import n_test_subjects
-from mscl.data.synthetic.acquisition import CENTERS
 from mscl.protocol.order import resolve_order
 
 
@@ -45,10 +44,10 @@ class Projection:
 
 def paper_counts(cfg: ExperimentConfig) -> list[CenterCounts]:
     """Train and test cases of every paper center, in ``cfg.protocol.order`` (descending by default)."""
-    subjects = {profile.name: profile.paper_subjects for profile in CENTERS}
+    profiles = cfg.synthetic.centers
+    subjects = {name: profile.paper_subjects for name, profile in profiles.items()}
     seed = cfg.protocol.order_seed if cfg.protocol.order_seed is not None else cfg.protocol.seeds[0]
     order = resolve_order(cfg.protocol.order, subjects, seed)
-    profiles = {profile.name: profile for profile in CENTERS}
     counts = []
     for name in order:
         profile = profiles[name]

@@ -80,7 +80,7 @@ def prepare(
     cfg = load_config(preset, config, [*(set_ or ()), flags])
     console = Console(quiet=quiet)
     if synthetic:
-        from mscl.data.synthetic import generate_dataset
+        from mscl.data.synthetic.generator import generate_dataset
 
         wanted = [c.strip() for c in centers.split(",") if c.strip()] if centers else None
         result = generate_dataset(out, cfg, overwrite=overwrite, quiet=quiet, centers=wanted)

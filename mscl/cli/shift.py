@@ -19,12 +19,15 @@ MATRIX_CAPTION = (
     "mean Dice over the column's test cases of a voxel lookup table over (intensity, smoothed neighbourhood "
     "intensity) fitted on the row's training cases: a proxy, no network is trained; -: no cases"
 )
-SUMMARY_CAPTION = "off-domain: mean of the row's other columns; shift: in-domain minus off-domain"
+SUMMARY_CAPTION = (
+    "own: the domain's own classifier on its test cases; others': the mean of the other domains' classifiers "
+    "there; gap: own minus others' (what a model from elsewhere loses on this domain)"
+)
 
 
 def shift_tables(matrix: ShiftMatrix) -> tuple[Table, Table]:
     """The matrix as rich tables: sources as rows and targets as columns (diagonal in bold), then one row
-    per domain with its cases, in-domain and off-domain Dice and shift (two tables fit 80 columns)."""
+    per domain with its cases, its own and the others' Dice on it and the gap (two tables fit 80 columns)."""
     grid = _table(f"{matrix.dataset}: domain shift", MATRIX_CAPTION)
     summary = _table(f"{matrix.dataset}: shift per domain", SUMMARY_CAPTION)
     for table, header in ((grid, matrix.header()), (summary, matrix.summary_header())):

@@ -210,18 +210,20 @@ class ShiftMatrix:
         """The diagonal: each source scored on its own test cases."""
         return np.diag(self.dice).copy()
 
-    def off_domain(self) -> np.ndarray:
-        """Each source's mean Dice over the other domains' test cases (NaN where none has a value)."""
+    def from_others(self) -> np.ndarray:
+        """For each target domain, the mean Dice of the other domains' classifiers on its test cases (NaN
+        where none has a value)."""
         means = []
-        for row, values in enumerate(self.dice):
-            others = np.delete(values, row)
+        for column, values in enumerate(self.dice.T):
+            others = np.delete(values, column)
             others = others[~np.isnan(others)]
             means.append(float(others.mean()) if others.size else math.nan)
         return np.array(means)
 
-    def shift(self) -> np.ndarray:
-        """In-domain minus off-domain Dice: how much a model of this domain loses elsewhere."""
-        return self.in_domain() - self.off_domain()
+    def gap(self) -> np.ndarray:
+        """Own minus others' Dice on each domain: what a model from elsewhere loses there. Per target, so a
+        domain that is hard for every classifier (low diagonal) does not read as a small shift."""
+        return self.in_domain() - self.from_others()
 
     def header(self) -> list[str]:
         """The column names of :meth:`rows`: the source column, then every target domain."""
@@ -233,11 +235,12 @@ class ShiftMatrix:
 
     def summary_header(self) -> list[str]:
         """The column names of :meth:`summary_rows`."""
-        return ["domain", "train/test", "in-domain", "off-domain", "shift"]
+        return ["domain", "train/test", "own", "others'", "gap"]
 
     def summary_rows(self) -> list[list[str]]:
-        """One row of text per domain: its training/test cases, in-domain and off-domain Dice and shift."""
-        summary = np.stack([self.in_domain(), self.off_domain(), self.shift()], axis=1)
+        """One row of text per domain: its training/test cases, the Dice of its own classifier and of the
+        others' on its test cases, and the gap."""
+        summary = np.stack([self.in_domain(), self.from_others(), self.gap()], axis=1)
         return [
             [name, f"{train}/{test}", *map(_cell, values)]
             for name, train, test, values in zip(
@@ -258,8 +261,8 @@ class ShiftMatrix:
             "test_cases": self.test_cases,
             "dice": [_json_values(row) for row in self.dice],
             "in_domain": _json_values(self.in_domain()),
-            "off_domain": _json_values(self.off_domain()),
-            "shift": _json_values(self.shift()),
+            "from_others": _json_values(self.from_others()),
+            "gap": _json_values(self.gap()),
             "thresholds": _json_values(self.thresholds),
             "train_dice": _json_values(self.train_dice),
             "settings": {

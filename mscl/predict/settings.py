@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from mscl.config import DataConfig, EvalConfig, ExperimentConfig, IntTriple, ModelConfig, StrictModel
+from mscl.config import DataConfig, EvalConfig, ExperimentConfig, IntTriple, ModelConfig
 from mscl.data.manifest import DatasetManifest
 from mscl.errors import TrackingError
+from mscl.schema import StrictModel
 
 SETTINGS_FORMAT = 1
 

@@ -36,9 +36,9 @@ import torch
 from pydantic import ConfigDict, Field
 from torch import nn
 
-from mscl.config import StrictModel
 from mscl.engine.device import autocast_context
 from mscl.engine.loss import soft_dice_loss
+from mscl.schema import StrictModel
 
 if TYPE_CHECKING:
     from mscl.strategies.base import StageContext

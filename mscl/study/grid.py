@@ -15,9 +15,10 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from mscl.config import ExperimentConfig, Override, StrictModel, config_problems, load_config
+from mscl.config import ExperimentConfig, Override, config_problems, load_config
 from mscl.errors import ConfigError
 from mscl.protocol.kinds import SEQUENTIAL_KINDS
+from mscl.schema import StrictModel
 
 STUDY_SECTION = "study"
 """The top-level key of a YAML config file that holds the grid (the rest configures every study)."""

@@ -79,8 +79,9 @@ def test_a_model_of_each_contrast_works_at_home_and_fails_on_the_other(domains_d
     for domain in (flair, t2w, beta):
         assert matrix.dice[domain, domain] > 0.8
     assert matrix.dice[flair, t2w] < 0.2 and matrix.dice[t2w, flair] < 0.2 and matrix.dice[t2w, beta] < 0.2
-    assert matrix.shift()[t2w] > 0.6
-    np.testing.assert_allclose(matrix.off_domain()[t2w], matrix.dice[t2w, [flair, beta]].mean())
+    assert matrix.gap()[t2w] > 0.6
+    np.testing.assert_allclose(matrix.from_others()[t2w], matrix.dice[[flair, beta], t2w].mean())
+    np.testing.assert_allclose(matrix.gap(), matrix.in_domain() - matrix.from_others())
 
 
 def test_identical_domains_give_near_identical_rows(domains_dataset: Path) -> None:

@@ -1,5 +1,4 @@
-"""The synthetic multi-center MS lesion dataset (``mscl prepare --synthetic``)."""
+"""The synthetic multi-center MS lesion dataset (``mscl prepare --synthetic``).
 
-from mscl.data.synthetic.generator import generate_dataset, plan_jobs
-
-__all__ = ["generate_dataset", "plan_jobs"]
+``profiles`` holds the settings (importable without numpy or torch); ``generator`` builds the dataset.
+"""

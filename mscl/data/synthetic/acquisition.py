@@ -1,104 +1,21 @@
-"""Center profiles and the simulated acquisition: contrast, slice thickness, ghosting, bias field, noise.
+"""The simulated acquisition of one case at one center (its :class:`CenterProfile`).
 
-Every center is a fixed :class:`CenterProfile` (the table in docs/synthetic.md). An image is made from tissue
-fractions (CSF, grey matter, white matter, lesion) by :func:`acquire`: tissue intensities of the contrast
-(relative to white matter = 1, then tuned per center), blur along the slice axis for thick-slice centers,
-a ghost along the phase-encoding axis, a smooth multiplicative bias field, Rician noise, the skull-stripped
-brain mask and the scanner's arbitrary intensity scale. All randomness comes from the ``rng`` passed in.
+An image is made from tissue fractions (CSF, grey matter, white matter, periventricular rim, lesion) by
+:func:`acquire`: the center's tissue intensities of the contrast (relative to white matter = 1), a smooth
+texture, its nonlinear intensity response (``** gamma``), blur for coarse in-plane resolution and along the
+slice axis for 2D thick-slice protocols, a ghost along the phase-encoding axis, a smooth multiplicative bias
+field, Rician noise, the skull-stripped brain mask and the scanner's arbitrary intensity scale. All
+randomness comes from the ``rng`` passed in.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
-FLAIR = "FLAIR"
-T2W = "T2w"
-
-
-@dataclass(frozen=True)
-class TissueContrast:
-    """Mean tissue intensities of one contrast, relative to white matter."""
-
-    csf: float
-    gm: float
-    wm: float
-    lesion: float
-
-
-BASE_CONTRASTS: dict[str, TissueContrast] = {
-    # FLAIR: fluid suppressed (CSF dark), grey matter brighter than white matter, lesions brightest.
-    FLAIR: TissueContrast(csf=0.3, gm=1.25, wm=1.0, lesion=2.2),
-    # T2w: CSF brightest, lesions bright (between grey matter and CSF), white matter darkest.
-    T2W: TissueContrast(csf=2.8, gm=1.4, wm=1.0, lesion=2.4),
-}
-
-
-@dataclass(frozen=True)
-class CenterProfile:
-    """One synthetic hospital: subjects, contrasts, lesion load and scanner.
-
-    Attributes:
-        name: Center name as in the paper.
-        paper_subjects: Subjects of the center in the paper's data.
-        contrasts: Contrasts acquired for every subject (two means two cases per subject).
-        lesion_count: Mean number of lesions per subject (1 + Poisson(lesion_count - 1)).
-        lesion_median_ml: Median volume of one lesion (log-normal).
-        gm_gain: Multiplier of the grey/white matter contrast (gm - wm).
-        lesion_gain: Multiplier of the lesion/white matter contrast (lesion - wm).
-        scale: Arbitrary scanner intensity of white matter.
-        bias: Amplitude of the log bias field (cubic polynomial coefficients in [-bias, bias]).
-        noise: Rician noise sigma relative to white matter.
-        slice_mm: Slice thickness (FWHM of a Gaussian blur) along ``slice_axis``; 0 for 3D acquisitions.
-        slice_axis: Axis of the thick slices (0 x, 1 y, 2 z).
-        ghosting: Amplitude of a half-field-of-view ghost along the phase axis (y); 0 for none.
-    """
-
-    name: str
-    paper_subjects: int
-    contrasts: tuple[str, ...]
-    lesion_count: float
-    lesion_median_ml: float
-    gm_gain: float = 1.0
-    lesion_gain: float = 1.0
-    scale: float = 1000.0
-    bias: float = 0.15
-    noise: float = 0.03
-    slice_mm: float = 0.0
-    slice_axis: int = 2
-    ghosting: float = 0.0
-
-    def tissue(self, contrast: str) -> TissueContrast:
-        """Tissue intensities of ``contrast`` at this center."""
-        base = BASE_CONTRASTS[contrast]
-        return TissueContrast(
-            csf=base.csf,
-            gm=base.wm + self.gm_gain * (base.gm - base.wm),
-            wm=base.wm,
-            lesion=base.wm + self.lesion_gain * (base.lesion - base.wm),
-        )
-
-    def record(self) -> dict[str, Any]:
-        """The profile with its per-contrast tissue intensities, for ``dataset.json``."""
-        return {**asdict(self), "tissue": {c: asdict(self.tissue(c)) for c in self.contrasts}}
-
-
-CENTERS: tuple[CenterProfile, ...] = (
-    CenterProfile("BWH", 80, (FLAIR,), 9, 0.25, scale=900, bias=0.12, noise=0.03),
-    CenterProfile("Karo", 51, (FLAIR, T2W), 7, 0.3, gm_gain=1.1, scale=1500, bias=0.18, noise=0.04),
-    CenterProfile("Milan", 47, (T2W,), 8, 0.3, gm_gain=0.9, scale=400, bias=0.2, noise=0.04, slice_mm=3.0),
-    CenterProfile("Rennes", 51, (FLAIR,), 10, 0.2, lesion_gain=1.1, scale=2500, bias=0.1, noise=0.05),
-    CenterProfile("NIH", 28, (FLAIR,), 8, 0.3, lesion_gain=0.95, scale=700, noise=0.03, ghosting=0.06),
-    CenterProfile(
-        "Montp", 13, (FLAIR,), 6, 0.35, gm_gain=1.2, scale=1200, bias=0.2, slice_mm=2.5, slice_axis=0
-    ),
-    CenterProfile("UCSF", 12, (FLAIR,), 9, 0.2, lesion_gain=0.9, scale=350, bias=0.12, noise=0.06),
-    CenterProfile("AMU", 8, (FLAIR,), 7, 0.25, gm_gain=0.9, scale=1800, bias=0.25, noise=0.035),
-)
-PROFILES: dict[str, CenterProfile] = {profile.name: profile for profile in CENTERS}
+from mscl.data.synthetic.profiles import CenterProfile
 
 
 @dataclass(frozen=True)
@@ -108,26 +25,39 @@ class TissueFractions:
     csf: np.ndarray
     gm: np.ndarray
     wm: np.ndarray
+    rim: np.ndarray
+    """Periventricular rim fraction (taken out of white matter)."""
     lesion: np.ndarray
     mask: np.ndarray
     lesion_gain: np.ndarray
-    """Per-voxel multiplier of the lesion intensity (heterogeneity)."""
+    """Per-voxel multiplier of the lesion's contrast over white matter (heterogeneity)."""
+
+
+FWHM_TO_SIGMA = 1.0 / 2.355
 
 
 def acquire(
     tissue: TissueFractions, profile: CenterProfile, contrast: str, spacing: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Simulate one acquisition of a subject; returns the raw float32 image (background 0)."""
-    means = profile.tissue(contrast)
+    means = profile.contrasts[contrast]  # type: ignore[index]
     texture = 1.0 + 0.04 * smooth_field(tissue.csf.shape, rng, frequencies=8)
+    lesion = means.wm + tissue.lesion_gain * (means.lesion - means.wm)
     image = texture * (
         means.csf * tissue.csf
         + means.gm * tissue.gm
         + means.wm * tissue.wm
-        + means.lesion * tissue.lesion * tissue.lesion_gain
+        + means.rim * tissue.rim
+        + lesion * tissue.lesion
     )
+    image = np.power(np.maximum(image, 0.0), profile.gamma, dtype=np.float32)
+    if profile.inplane_mm > spacing:
+        sigma = np.sqrt(profile.inplane_mm**2 - spacing**2) * FWHM_TO_SIGMA / spacing
+        inplane = [sigma] * 3
+        inplane[profile.slice_axis] = 0.0
+        image = ndi.gaussian_filter(image, inplane, mode="nearest")
     if profile.slice_mm > spacing:
-        sigma = np.sqrt(profile.slice_mm**2 - spacing**2) / 2.355 / spacing
+        sigma = np.sqrt(profile.slice_mm**2 - spacing**2) * FWHM_TO_SIGMA / spacing
         image = ndi.gaussian_filter1d(image, sigma, axis=profile.slice_axis, mode="nearest")
     if profile.ghosting:
         image = image + profile.ghosting * np.roll(image, image.shape[1] // 2, axis=1)

@@ -5,8 +5,8 @@ The template (grey matter, white matter and brain mask at 1 mm) is cropped to th
 components, and everything is resampled once per spacing (cached per process). A subject is the template
 warped by one random transform: a small rotation and anisotropic scaling about the brain centre, a
 ventricle enlargement (atrophy) that pushes tissue away from the ventricles, and a smooth random
-deformation. Distances to the ventricles and to the cortex travel with the warp so lesions can be placed
-in the subject's own space.
+deformation. Lesion zones and the distance to the ventricles travel with the warp, so lesions and the
+periventricular rim are placed in the subject's own space.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ PERIVENTRICULAR_MM = 6.0
 JUXTACORTICAL_MM = 3.0
 FAR_MM = 1000.0
 """Distance used when a structure is absent at a coarse spacing."""
+RIM_DECAY_MM = 2.5
+"""Decay length of the periventricular rim (caps and bands) beyond the first voxel off the ventricles."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,21 @@ class Anatomy:
     zone: np.ndarray
     """Lesion zone of every voxel (int8): :data:`OUTSIDE`, :data:`PERIVENTRICULAR`, :data:`DEEP` or
     :data:`JUXTACORTICAL`."""
+    ventricle_mm: np.ndarray
+    """Distance to the lateral ventricles in mm."""
     spacing: float
 
     @property
     def mask(self) -> np.ndarray:
         """Brain mask fraction: the sum of the tissue fractions."""
         return np.clip(self.gm + self.wm + self.csf, 0.0, 1.0)
+
+    @property
+    def rim_weight(self) -> np.ndarray:
+        """Share of each voxel's white matter in the periventricular rim: 1 next to the ventricles, then
+        ``exp(-(d - spacing) / RIM_DECAY_MM)``."""
+        beyond = np.maximum(self.ventricle_mm - self.spacing, 0.0)
+        return np.exp(-beyond / RIM_DECAY_MM).astype(np.float32)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -83,7 +94,15 @@ def load_template(spacing: float) -> Template:
     csf = np.clip(mask - gm - wm, 0.0, 1.0)
     ventricles = _lateral_ventricles(csf, mask)
     gm, wm, csf, ventricles_f = (_resample(a.astype(np.float32), spacing) for a in (gm, wm, csf, ventricles))
-    anatomy = Anatomy(gm=gm, wm=wm, csf=csf, zone=_zones(wm, gm, ventricles_f, spacing), spacing=spacing)
+    ventricle_mm = _distance_mm(ventricles_f > 0.5, spacing)
+    anatomy = Anatomy(
+        gm=gm,
+        wm=wm,
+        csf=csf,
+        zone=_zones(wm, gm, ventricle_mm, spacing),
+        ventricle_mm=ventricle_mm,
+        spacing=spacing,
+    )
     smooth = ndi.gaussian_filter(ventricles_f, VENTRICLE_PUSH_SIGMA_MM / spacing)
     push = np.stack(np.gradient(smooth)).astype(np.float32)
     push /= max(float(np.abs(push).max()), 1e-12)
@@ -106,9 +125,9 @@ def subject_anatomy(template: Template, rng: np.random.Generator) -> Anatomy:
     for axis in range(3):
         coords[axis] += (DEFORMATION_MM / s) * smooth_field(shape, rng, frequencies=4).ravel()
 
-    tissue = _warp(np.stack([base.gm, base.wm, base.csf]), coords, "bilinear")
+    tissue = _warp(np.stack([base.gm, base.wm, base.csf, base.ventricle_mm]), coords, "bilinear")
     zone = _warp(base.zone[None].astype(np.float32), coords, "nearest")[0].astype(np.int8)
-    return Anatomy(gm=tissue[0], wm=tissue[1], csf=tissue[2], zone=zone, spacing=s)
+    return Anatomy(gm=tissue[0], wm=tissue[1], csf=tissue[2], zone=zone, ventricle_mm=tissue[3], spacing=s)
 
 
 def _warp(volumes: np.ndarray, coords: np.ndarray, mode: str) -> np.ndarray:
@@ -158,10 +177,9 @@ def _resample(volume: np.ndarray, spacing: float) -> np.ndarray:
     return ndi.zoom(smoothed, 1.0 / spacing, order=1, mode="nearest", grid_mode=True).astype(np.float32)
 
 
-def _zones(wm: np.ndarray, gm: np.ndarray, ventricles: np.ndarray, spacing: float) -> np.ndarray:
+def _zones(wm: np.ndarray, gm: np.ndarray, ventricle_mm: np.ndarray, spacing: float) -> np.ndarray:
     """Lesion zones: white matter near the ventricles, near grey matter, or deep."""
     near = max(PERIVENTRICULAR_MM, 1.5 * spacing)
-    ventricle_mm = _distance_mm(ventricles > 0.5, spacing)
     cortex_mm = _distance_mm(gm > 0.5, spacing)
     zone = np.where(wm >= ZONE_WM, DEEP, OUTSIDE).astype(np.int8)
     zone[(zone == DEEP) & (cortex_mm <= max(JUXTACORTICAL_MM, 1.5 * spacing)) & (ventricle_mm > 2 * near)] = (

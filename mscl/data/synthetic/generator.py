@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mscl.config import ExperimentConfig, Normalization, SyntheticConfig
+from mscl.config import ExperimentConfig, Normalization
 from mscl.data.build import CaseJob, build_dataset
 from mscl.data.manifest import DatasetManifest, PreprocessingRecord, SourceRecord
 from mscl.data.split import center_seed
 from mscl.data.standardize import preprocessing_record, standardize
-from mscl.data.synthetic.acquisition import CENTERS, FLAIR, PROFILES, T2W, TissueFractions, acquire
+from mscl.data.synthetic.acquisition import TissueFractions, acquire
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
 from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
+from mscl.data.synthetic.profiles import CONTRAST_STREAMS, CenterProfile, SyntheticConfig
 from mscl.data.writer import PreparedCase
 from mscl.errors import ConfigError
 
 GENERATOR = "mscl.data.synthetic"
-GENERATOR_VERSION = "1"
-CONTRAST_STREAMS: tuple[str, ...] = (FLAIR, T2W)
-"""Fixed order of contrasts: the acquisition stream of a contrast is its index here plus one."""
+GENERATOR_VERSION = "2"
+"""2: center profiles from the config (``synthetic.centers``), nonlinear response, rims, in-plane blur."""
 
 
 def subject_count(paper_subjects: int, cfg: SyntheticConfig) -> int:
@@ -48,15 +48,17 @@ def plan_jobs(cfg: ExperimentConfig, centers: list[str] | None = None) -> list[C
     Raises:
         ConfigError: when ``centers`` names an unknown center.
     """
-    chosen = _chosen_centers(centers)
+    profiles = cfg.synthetic.centers
+    chosen = _chosen_centers(profiles, centers)
     jobs = []
-    for profile in CENTERS:
-        if profile.name not in chosen:
+    for name, profile in profiles.items():
+        if name not in chosen:
             continue
         for index in range(subject_count(profile.paper_subjects, cfg.synthetic)):
             for contrast in profile.contrasts:
                 kwargs = {
-                    "center": profile.name,
+                    "center": name,
+                    "profile": profile,
                     "index": index,
                     "contrast": contrast,
                     "spacing": cfg.synthetic.spacing_mm,
@@ -64,14 +66,13 @@ def plan_jobs(cfg: ExperimentConfig, centers: list[str] | None = None) -> list[C
                     "crop_margin_mm": cfg.data.crop_margin_mm,
                     "normalization": cfg.data.normalization,
                 }
-                jobs.append(
-                    CaseJob(subject_id(profile.name, index), profile.name, contrast, make_case, kwargs)
-                )
+                jobs.append(CaseJob(subject_id(name, index), name, contrast, make_case, kwargs))
     return jobs
 
 
 def make_case(
     center: str,
+    profile: CenterProfile,
     index: int,
     contrast: str,
     spacing: float,
@@ -80,15 +81,18 @@ def make_case(
     normalization: Normalization,
 ) -> PreparedCase:
     """Generate one (subject, contrast) case: anatomy, lesions, acquisition, crop and normalisation."""
-    profile = PROFILES[center]
     subject_rng = np.random.default_rng([*center_seed(seed, center), index, 0])
     anatomy = subject_anatomy(load_template(spacing), subject_rng)
-    lesions = draw_lesions(anatomy, profile.lesion_count, profile.lesion_median_ml, subject_rng)
+    lesions = draw_lesions(
+        anatomy, profile.lesion_count, profile.lesion_median_ml, profile.lesion_intensity, subject_rng
+    )
     healthy = 1.0 - lesions.indicator
+    rim = anatomy.rim_weight
     tissue = TissueFractions(
         csf=anatomy.csf,
         gm=anatomy.gm * healthy,
-        wm=anatomy.wm * healthy,
+        wm=anatomy.wm * healthy * (1.0 - rim),
+        rim=anatomy.wm * healthy * rim,
         lesion=lesions.label,
         mask=(anatomy.mask > 0.5).astype(np.float32),
         lesion_gain=lesions.gain,
@@ -143,7 +147,9 @@ def generate_dataset(
         out=out,
         name=f"synthetic-seed{cfg.synthetic.seed}",
         fmt=cfg.data.format,
-        source=source_record(cfg.synthetic, sorted({job.center for job in jobs})),
+        source=source_record(
+            cfg.synthetic, [name for name in cfg.synthetic.centers if name in centers_of(jobs)]
+        ),
         preprocessing=preprocessing,
         test_fraction=cfg.data.test_fraction,
         split_seed=cfg.data.split_seed,
@@ -153,27 +159,33 @@ def generate_dataset(
     )
 
 
+def centers_of(jobs: list[CaseJob]) -> set[str]:
+    """The centers the jobs belong to."""
+    return {job.center for job in jobs}
+
+
 def source_record(cfg: SyntheticConfig, centers: list[str]) -> SourceRecord:
     """``dataset.json``'s source: generator, version, seed, settings, center profiles, lesion distribution."""
+    settings = cfg.model_dump(mode="json", exclude={"centers"})
     return SourceRecord(
         kind="synthetic",
         generator=GENERATOR,
         generator_version=GENERATOR_VERSION,
         seed=cfg.seed,
         profiles={
-            "settings": cfg.model_dump(mode="json"),
+            "settings": settings,
             "lesions": lesion_distribution(),
-            "centers": {name: PROFILES[name].record() for name in centers},
+            "centers": {name: cfg.centers[name].model_dump(mode="json") for name in centers},
         },
     )
 
 
-def _chosen_centers(centers: list[str] | None) -> set[str]:
+def _chosen_centers(profiles: dict[str, CenterProfile], centers: list[str] | None) -> set[str]:
     if centers is None:
-        return set(PROFILES)
-    unknown = sorted(set(centers) - set(PROFILES))
+        return set(profiles)
+    unknown = sorted(set(centers) - set(profiles))
     if unknown:
         raise ConfigError(
-            f"centers: unknown center(s) {', '.join(unknown)}; choose from {', '.join(PROFILES)}"
+            f"centers: unknown center(s) {', '.join(unknown)}; choose from {', '.join(profiles)}"
         )
     return set(centers)

@@ -31,7 +31,6 @@ MIN_RADIUS_VOXELS = 0.6
 AXIS_SIGMA = 0.3
 """Log-normal spread of the three semi-axes around the equivalent-sphere radius."""
 SATELLITES_MAX = 2
-INTENSITY_GAIN_RANGE: tuple[float, float] = (0.85, 1.15)
 CENTRE_PARENCHYMA = 0.9
 """Grey plus white matter fraction a lesion centre needs (so it is not in CSF)."""
 
@@ -59,12 +58,16 @@ def lesion_distribution() -> dict[str, object]:
         "min_radius_voxels": MIN_RADIUS_VOXELS,
         "axis_sigma": AXIS_SIGMA,
         "satellites_max": SATELLITES_MAX,
-        "intensity_gain_range": list(INTENSITY_GAIN_RANGE),
+        "intensity": "uniform(center.lesion_intensity) gain on the lesion's contrast over white matter",
     }
 
 
 def draw_lesions(
-    anatomy: Anatomy, count_mean: float, median_ml: float, rng: np.random.Generator
+    anatomy: Anatomy,
+    count_mean: float,
+    median_ml: float,
+    intensity_range: tuple[float, float],
+    rng: np.random.Generator,
 ) -> LesionMaps:
     """Draw and rasterise one subject's lesions.
 
@@ -87,7 +90,7 @@ def draw_lesions(
         centre = np.array(np.unravel_index(pool[int(rng.integers(len(pool)))], shape), dtype=np.float64) * s
         volume = float(np.clip(rng.lognormal(np.log(median_ml), VOLUME_SIGMA), *VOLUME_RANGE_ML))
         radius = max((3.0 * volume * 1000.0 / (4.0 * np.pi)) ** (1 / 3), MIN_RADIUS_VOXELS * s)
-        gain = rng.uniform(*INTENSITY_GAIN_RANGE)
+        gain = rng.uniform(*intensity_range)
         blobs = [(centre, radius)]
         for _ in range(int(rng.integers(0, SATELLITES_MAX + 1))):
             direction = rng.standard_normal(3)

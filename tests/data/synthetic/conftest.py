@@ -8,7 +8,7 @@ import pytest
 
 from mscl.config import ExperimentConfig, load_config
 from mscl.data.manifest import DatasetManifest
-from mscl.data.synthetic import generate_dataset
+from mscl.data.synthetic.generator import generate_dataset
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import pytest
 from mscl.config import ExperimentConfig, load_config
 from mscl.data.dataset import PreparedDataset
 from mscl.data.manifest import DatasetManifest
-from mscl.data.synthetic import generate_dataset, plan_jobs
-from mscl.data.synthetic.generator import GENERATOR, subject_count
+from mscl.data.shift import shift_matrix
+from mscl.data.synthetic.generator import GENERATOR, generate_dataset, plan_jobs, subject_count
 from mscl.errors import ConfigError
 
 PAPER = {"BWH": 80, "Karo": 51, "Milan": 47, "Rennes": 51, "NIH": 28, "Montp": 13, "UCSF": 12, "AMU": 8}
@@ -57,7 +57,7 @@ def test_manifest_records_the_generator(
     )
     assert source.generator_version
     assert set(source.profiles["centers"]) == set(PAPER)
-    assert source.profiles["centers"]["Milan"]["tissue"]["T2w"]["csf"] > 2
+    assert source.profiles["centers"]["Milan"]["contrasts"]["T2w"]["csf"] > 2
     assert tiny_manifest.center_names() == list(PAPER)
     assert tiny_manifest.preprocessing.spacing == (6.0, 6.0, 6.0)
 
@@ -98,3 +98,31 @@ def test_same_seed_same_bytes_with_two_workers_other_seed_differs(
     changed = generate_dataset(tmp_path / "other", other, quiet=True, centers=["AMU"])
     assert all(c.image_sha256 != reference[c.id][0] for c in changed.cases)
     assert all(c.label_sha256 != reference[c.id][1] for c in changed.cases)
+
+
+def test_a_profile_change_moves_only_its_center_and_a_new_center_comes_from_the_config(
+    tmp_path: Path, tiny_manifest: DatasetManifest
+) -> None:
+    oslo = (
+        "{paper_subjects: 3, contrasts: {FLAIR: {csf: 0.3, gm: 1.2, lesion: 2.0}},"
+        " lesion_count: 4, lesion_median_ml: 0.3}"
+    )
+    cfg = load_config(
+        "tiny", overrides=["synthetic.centers.Karo.noise=0.09", f"synthetic.centers.Oslo={oslo}"]
+    )
+    manifest = generate_dataset(tmp_path / "changed", cfg, quiet=True, centers=["Karo", "AMU", "Oslo"])
+    reference = {c.id: c.image_sha256 for c in tiny_manifest.cases}
+    changed = {c.id: c.image_sha256 for c in manifest.cases}
+    assert all(changed[i] == reference[i] for i in changed if i.startswith("sub-amu"))
+    assert all(changed[i] != reference[i] for i in changed if i.startswith("sub-karo"))
+    assert manifest.center_names() == ["Karo", "AMU", "Oslo"]
+    assert manifest.source.profiles["centers"]["Oslo"]["lesion_count"] == 4
+    assert manifest.source.profiles["centers"]["Karo"]["noise"] == 0.09
+
+
+def test_the_centers_differ_as_their_profiles_say(tiny_dataset: Path) -> None:
+    matrix = shift_matrix(tiny_dataset)
+    assert float(np.nanmean(matrix.gap())) >= 0.15  # a model from elsewhere loses on every center
+    rennes, amu = matrix.domains.index("Rennes"), matrix.domains.index("AMU")
+    assert matrix.dice[rennes, amu] <= 0.2  # a bright-lesion rule misses AMU's faint lesions
+    assert matrix.dice[amu, amu] >= 0.5

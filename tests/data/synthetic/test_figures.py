@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mscl.data.synthetic.intensity_figures import plot_center_intensities
+from mscl.data.synthetic.figures import plot_center_intensities
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
