@@ -44,20 +44,6 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
 
 
 @pytest.fixture
-def raw(tmp_path: Path) -> Path:
-    """``raw/cases.csv`` listing s1..s4 in centers X and Y, FLAIR images ``<s>.nii.gz`` and ``<s>_mask``."""
-    folder = tmp_path / "raw"
-    for seed, subject in enumerate(SUBJECTS):
-        write_case(folder / f"{subject}.nii.gz", folder / f"{subject}_mask.nii.gz", seed)
-    rows = [
-        {"subject": s, "center": c, "contrast": "FLAIR", "image": f"{s}.nii.gz", "label": f"{s}_mask.nii.gz"}
-        for s, c in SUBJECTS.items()
-    ]
-    write_rows(folder / "cases.csv", rows)
-    return folder
-
-
-@pytest.fixture
 def bids(tmp_path: Path) -> Path:
     """A BIDS tree with the same four subjects (``sub-s1`` ...), masks in derivatives/labels."""
     root = tmp_path / "bids"

@@ -8,7 +8,6 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mscl.cli.main import app
-from tests.cli.test_prepare_cli import SUBJECTS, write_case, write_rows
 
 runner = CliRunner()
 TITLE = ": domain shift"
@@ -55,15 +54,7 @@ def test_prepare_synthetic_prints_the_shift_check_unless_told_not_to(tmp_path: P
     assert "dataset written to" in hidden.stdout and TITLE not in hidden.stdout
 
 
-def test_prepare_real_data_shows_the_check_only_when_asked(tmp_path: Path) -> None:
-    raw = tmp_path / "raw"
-    for seed, subject in enumerate(SUBJECTS):
-        write_case(raw / f"{subject}.nii.gz", raw / f"{subject}_mask.nii.gz", seed)
-    rows = [
-        {"subject": s, "center": c, "contrast": "FLAIR", "image": f"{s}.nii.gz", "label": f"{s}_mask.nii.gz"}
-        for s, c in SUBJECTS.items()
-    ]
-    write_rows(raw / "cases.csv", rows)
+def test_prepare_real_data_shows_the_check_only_when_asked(tmp_path: Path, raw: Path) -> None:
     base = ["prepare", "--manifest", str(raw / "cases.csv"), "--spacing", "1"]
     plain = runner.invoke(app, [*base, "--out", str(tmp_path / "a")])
     assert plain.exit_code == 0, plain.output
