@@ -43,7 +43,8 @@ def subject_id(center: str, index: int) -> str:
 
 
 def plan_jobs(cfg: ExperimentConfig, centers: list[str] | None = None) -> list[CaseJob]:
-    """One job per (subject, contrast) of the chosen centers (all by default), in paper order.
+    """One job per (subject, contrast) of the chosen centers (all by default), in the order of
+    ``synthetic.centers`` (the paper's, for the shipped profiles).
 
     Raises:
         ConfigError: when ``centers`` names an unknown center.
@@ -129,7 +130,7 @@ def generate_dataset(
             normalisation and the split.
         overwrite: Replace an existing ``out``.
         quiet: No progress bar.
-        centers: Subset of centers to generate (default: all eight).
+        centers: Subset of centers to generate (default: every center of ``synthetic.centers``).
 
     Raises:
         ConfigError: for an unknown center.
