@@ -307,7 +307,7 @@ SECTIONS: tuple[str, ...] = tuple(name for name in ExperimentConfig.model_fields
 
 NOT_PARAMS: tuple[str, ...] = ("synthetic.centers",)
 """Settings logged in ``config.yaml`` but not as MLflow params: the center profiles (about 130 values, none of
-them a training knob) are recorded in ``dataset.json``, whose digest every run logs."""
+them a training knob) are recorded in ``dataset.json``; the data digest every run logs covers their images."""
 
 
 def flatten_config(tree: Mapping[str, Any]) -> dict[str, str]:
