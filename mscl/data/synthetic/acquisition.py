@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from mscl.data.synthetic.profiles import CenterProfile
+from mscl.data.synthetic.profiles import CenterProfile, Contrast
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,20 @@ class TissueFractions:
 FWHM_TO_SIGMA = 1.0 / 2.355
 
 
+def blur_sigma(fwhm_mm: float, spacing: float) -> float:
+    """Gaussian sigma, in voxels of ``spacing`` mm, that brings the grid's resolution to ``fwhm_mm``."""
+    return float(np.sqrt(fwhm_mm**2 - spacing**2) * FWHM_TO_SIGMA / spacing)
+
+
 def acquire(
-    tissue: TissueFractions, profile: CenterProfile, contrast: str, spacing: float, rng: np.random.Generator
+    tissue: TissueFractions,
+    profile: CenterProfile,
+    contrast: Contrast,
+    spacing: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Simulate one acquisition of a subject; returns the raw float32 image (background 0)."""
-    means = profile.contrasts[contrast]  # type: ignore[index]
+    means = profile.contrasts[contrast]
     texture = 1.0 + 0.04 * smooth_field(tissue.csf.shape, rng, frequencies=8)
     lesion = means.wm + tissue.lesion_gain * (means.lesion - means.wm)
     image = texture * (
@@ -52,12 +61,11 @@ def acquire(
     )
     image = np.power(np.maximum(image, 0.0), profile.gamma, dtype=np.float32)
     if profile.inplane_mm > spacing:
-        sigma = np.sqrt(profile.inplane_mm**2 - spacing**2) * FWHM_TO_SIGMA / spacing
-        inplane = [sigma] * 3
+        inplane = [blur_sigma(profile.inplane_mm, spacing)] * 3
         inplane[profile.slice_axis] = 0.0
         image = ndi.gaussian_filter(image, inplane, mode="nearest")
     if profile.slice_mm > spacing:
-        sigma = np.sqrt(profile.slice_mm**2 - spacing**2) * FWHM_TO_SIGMA / spacing
+        sigma = blur_sigma(profile.slice_mm, spacing)
         image = ndi.gaussian_filter1d(image, sigma, axis=profile.slice_axis, mode="nearest")
     if profile.ghosting:
         image = image + profile.ghosting * np.roll(image, image.shape[1] // 2, axis=1)

@@ -22,7 +22,7 @@ from mscl.data.standardize import preprocessing_record, standardize
 from mscl.data.synthetic.acquisition import TissueFractions, acquire
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
 from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
-from mscl.data.synthetic.profiles import CONTRAST_STREAMS, CenterProfile, SyntheticConfig
+from mscl.data.synthetic.profiles import CONTRAST_STREAMS, CenterProfile, Contrast, SyntheticConfig
 from mscl.data.writer import PreparedCase
 from mscl.errors import ConfigError
 
@@ -75,7 +75,7 @@ def make_case(
     center: str,
     profile: CenterProfile,
     index: int,
-    contrast: str,
+    contrast: Contrast,
     spacing: float,
     seed: int,
     crop_margin_mm: float,
@@ -137,6 +137,7 @@ def generate_dataset(
         DataError: when ``out`` exists without ``overwrite`` or cannot be written.
     """
     jobs = plan_jobs(cfg, centers)
+    chosen = {job.center for job in jobs}
     spacing = cfg.synthetic.spacing_mm
     if cfg.data.workers > 1 and (overwrite or not Path(out).exists()):
         load_template(spacing)  # loaded once here, inherited by forked workers
@@ -148,9 +149,7 @@ def generate_dataset(
         out=out,
         name=f"synthetic-seed{cfg.synthetic.seed}",
         fmt=cfg.data.format,
-        source=source_record(
-            cfg.synthetic, [name for name in cfg.synthetic.centers if name in centers_of(jobs)]
-        ),
+        source=source_record(cfg.synthetic, [name for name in cfg.synthetic.centers if name in chosen]),
         preprocessing=preprocessing,
         test_fraction=cfg.data.test_fraction,
         split_seed=cfg.data.split_seed,
@@ -158,11 +157,6 @@ def generate_dataset(
         overwrite=overwrite,
         quiet=quiet,
     )
-
-
-def centers_of(jobs: list[CaseJob]) -> set[str]:
-    """The centers the jobs belong to."""
-    return {job.center for job in jobs}
 
 
 def source_record(cfg: SyntheticConfig, centers: list[str]) -> SourceRecord:
