@@ -52,9 +52,20 @@ def _run_job(job: CaseJob) -> PreparedCase:
 
 
 def _results(jobs: Sequence[CaseJob], workers: int) -> Iterator[PreparedCase]:
-    """Yield prepared cases in job order, computed by ``workers`` processes."""
+    """Yield prepared cases in job order, computed by ``workers`` processes.
+
+    Every case is computed with one torch thread, in a worker or in this process: torch's reductions
+    (the normalisation statistics) round differently with more threads, and the bytes of a case must not
+    depend on ``workers``.
+    """
     if workers <= 1 or len(jobs) <= 1:
-        yield from (job.run() for job in jobs)
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            yield from (_run_job(job) for job in jobs)
+        finally:
+            torch.set_num_threads(threads)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         yield from pool.map(_run_job, jobs)
