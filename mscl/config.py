@@ -90,6 +90,13 @@ class TrainConfig(StrictModel):
     patch_size: IntTriple = (64, 64, 64)
     patches_per_case: int = Field(4, ge=1)
     cases_per_step: int = Field(4, ge=1)
+    min_cases_per_epoch: int = Field(
+        0,
+        ge=0,
+        description="An epoch passes over the stage's cases (each pass in a fresh random order) until it "
+        "has visited at least this many, so a small center's stage still takes this many cases' steps per "
+        "epoch (0: one pass, the paper's epoch).",
+    )
     lesion_fraction: float = Field(0.5, ge=0, le=1, description="Share of patches centred on lesion.")
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(1e-5, ge=0)

@@ -22,7 +22,14 @@ from mscl.config import ExperimentConfig, TrainConfig
 from mscl.engine.cache import CaseCache
 from mscl.engine.device import configure_determinism
 from mscl.engine.evaluation import TestCase, evaluate_centers
-from mscl.engine.trainer import LossTerm, StageState, make_optimizer, optimizer_step, train_stage
+from mscl.engine.trainer import (
+    LossTerm,
+    StageState,
+    epoch_length,
+    make_optimizer,
+    optimizer_step,
+    train_stage,
+)
 from mscl.memory_backends.base import SampleMeta
 from mscl.memory_backends.registry import MEMORY_BACKENDS
 from mscl.models.unet import build_model
@@ -99,7 +106,8 @@ def training_rates(
     """
     train = cfg.train
     cache, cache_s = build_cache(cases, cfg, device)
-    batches = epoch_batches(len(cache), train.cases_per_step, train.patches_per_case)
+    cases_per_epoch = epoch_length(len(cache), train.min_cases_per_epoch)
+    batches = epoch_batches(cases_per_epoch, train.cases_per_step, train.patches_per_case)
     per_round = len(batches)
     rounds = max(2, math.ceil(steps / per_round))
     generator = torch.Generator(device=device).manual_seed(0)

@@ -30,7 +30,7 @@ def study(
     seed_list: Annotated[str | None, typer.Option("--seed-list", help="Explicit seeds, e.g. 5,9,46.")] = None,
     orders: Annotated[
         str | None,
-        typer.Option("--orders", help="descending, random or center lists, separated by ';' (or ',').'"),
+        typer.Option("--orders", help="descending, random or center lists, separated by ';' (or ',')."),
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", help="Studies at once locally (default: GPUs, or 1 on CPU).")

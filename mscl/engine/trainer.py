@@ -1,9 +1,10 @@
 """One training stage: epochs of lesion-weighted patches from the stage's case cache.
 
 The same for every strategy: a strategy only decides which cases fill the cache. An epoch visits every
-case of the cache once, in a seeded random order; a step takes ``cases_per_step`` cases with
-``patches_per_case`` patches each (the paper: 4 x 4 = 16 patches); the last step of an epoch may hold fewer
-cases. AdamW, StepLR stepped once per epoch, soft Dice loss, bf16 autocast on CUDA.
+case of the cache once, in a seeded random order (more passes, each in a fresh order, while it holds fewer
+than ``min_cases_per_epoch`` cases); a step takes ``cases_per_step`` cases with ``patches_per_case`` patches
+each (the paper: 4 x 4 = 16 patches); the last step of an epoch may hold fewer cases. AdamW, StepLR stepped
+once per epoch, soft Dice loss, bf16 autocast on CUDA.
 
 Every epoch's random streams (case order, patches, dropout) are seeded from ``(seed, epoch)``, so a stage
 resumed from its :class:`StageState` continues exactly as an uninterrupted one would.
@@ -105,7 +106,8 @@ def train_stage(
         optimizer.load_state_dict(resume.optimizer)
         scheduler.load_state_dict(resume.scheduler)
         start = resume.epoch
-    total_steps = math.ceil(len(cache) / cfg.cases_per_step) * max(epochs - start, 0)
+    epoch_cases = epoch_length(len(cache), cfg.min_cases_per_epoch)
+    total_steps = math.ceil(epoch_cases / cfg.cases_per_step) * max(epochs - start, 0)
     steps = 0
 
     def tick() -> None:
@@ -126,7 +128,7 @@ def train_stage(
         loss = _run_epoch(model, optimizer, cache, cfg, generator, tick, loss_term)
         seconds = time.perf_counter() - began
         scheduler.step()
-        patches = len(cache) * cfg.patches_per_case
+        patches = epoch_cases * cfg.patches_per_case
         metrics = {"loss": loss, "lr": lr, "patches_per_s": patches / seconds, "seconds": seconds}
         history.append({"epoch": float(epoch), **metrics})
         if on_epoch is not None:
@@ -146,9 +148,13 @@ def _run_epoch(
     on_step: Callable[[], None],
     loss_term: LossTerm | None,
 ) -> float:
-    """Visit every case once in a random order, ``cases_per_step`` at a time; the mean loss per patch."""
+    """Visit every case once in a random order (as many passes as :func:`epoch_length` asks),
+    ``cases_per_step`` at a time; the mean loss per patch."""
     loss_sum = torch.zeros((), device=cache.device)
-    order = torch.randperm(len(cache), generator=generator, device=cache.device)
+    passes = epoch_length(len(cache), cfg.min_cases_per_epoch) // len(cache)
+    order = torch.cat(
+        [torch.randperm(len(cache), generator=generator, device=cache.device) for _ in range(passes)]
+    )
     for cases in order.split(cfg.cases_per_step):
         case_idx = cases[:, None].expand(-1, cfg.patches_per_case).reshape(-1)  # repeat_interleave, sync-free
         images, labels = sample_patches(
@@ -163,7 +169,12 @@ def _run_epoch(
         loss_sum += optimizer_step(model, optimizer, images, labels, cfg, loss_term) * case_idx.numel()
         on_step()
         faults.hit("step")
-    return loss_sum.item() / (len(cache) * cfg.patches_per_case)
+    return loss_sum.item() / (order.numel() * cfg.patches_per_case)
+
+
+def epoch_length(cases: int, min_cases: int) -> int:
+    """Cases one epoch visits: every one of ``cases`` once per pass, as many passes as reach ``min_cases``."""
+    return cases * max(1, math.ceil(min_cases / cases)) if cases else 0
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -8,7 +8,7 @@ import torch
 
 from mscl.config import ModelConfig, TrainConfig
 from mscl.engine.cache import CaseCache
-from mscl.engine.trainer import StageResult, train_stage
+from mscl.engine.trainer import StageResult, epoch_length, train_stage
 from mscl.models.unet import build_model
 
 from .conftest import blob_case
@@ -140,3 +140,38 @@ def test_a_step_with_a_loss_term_does_not_synchronise_the_host(tiny_model_cfg, t
             optimizer_step(model, optimizer, images, labels, cfg, anchored)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+@pytest.mark.parametrize(
+    ("cases", "minimum", "expected"), [(3, 0, 3), (3, 3, 3), (3, 7, 9), (2, 8, 8), (10, 8, 10)]
+)
+def test_epoch_length_is_whole_passes_reaching_the_minimum(cases: int, minimum: int, expected: int) -> None:
+    assert epoch_length(cases, minimum) == expected
+
+
+def test_a_small_stage_repeats_its_cases_up_to_the_minimum(
+    monkeypatch, tiny_model_cfg, tiny_train_cfg
+) -> None:
+    import mscl.engine.trainer as trainer
+
+    visited: list[list[int]] = []
+    real_sample = trainer.sample_patches
+
+    def spy(cache, case_idx, *args, **kwargs):
+        visited.append(case_idx[:: tiny_train_cfg.patches_per_case].tolist())
+        return real_sample(cache, case_idx, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "sample_patches", spy)
+    cache = _cache([blob_case(seed) for seed in range(3)])
+    cfg = tiny_train_cfg.model_copy(update={"min_cases_per_epoch": 7, "cases_per_step": 2})
+    ticks: list[tuple[int, int]] = []
+    _, result = _train(
+        tiny_model_cfg, cfg, cache, epochs=2, progress=lambda done, total: ticks.append((done, total))
+    )
+    assert result.steps == 10 and ticks[-1] == (10, 10)  # 9 cases an epoch, 2 a step: 5 steps
+    epoch = [case for step in visited[:5] for case in step]
+    assert [sorted(epoch[i : i + 3]) for i in (0, 3, 6)] == [[0, 1, 2]] * 3  # three whole passes
+    assert epoch[:3] != epoch[3:6] or epoch[3:6] != epoch[6:9]  # each pass in its own order
+    for entry in result.history:
+        assert entry["patches_per_s"] == pytest.approx(9 * cfg.patches_per_case / entry["seconds"])
+        assert 0 < entry["loss"] < 1
