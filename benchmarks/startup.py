@@ -5,7 +5,10 @@ first training epoch of a tiny study <= 3 s after the process starts).
 
 First epoch: `mscl train` on the blob test dataset (tiny preset, small model) against an existing sqlite store
 (its one-time creation excluded); the time from launching the process to the end of the first epoch is read
-from the first `train/loss` metric's MLflow timestamp. `python -c pass` is measured alongside, same run.
+from the first `train/loss` metric's MLflow timestamp. `python -c pass` is measured alongside, same run, and
+so is the floor under the first epoch: cold processes that only import what any first epoch needs (torch and
+its AdamW, which imports torch._dynamo; MONAI, whose UNet is the model and whose package init imports every
+submodule; MLflow with the sqlite store opened), each alone and all together.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from mscl.testing.data import build_blob_dataset
 from mscl.tracking import tree
 
 MSCL = [sys.executable, "-m", "mscl.cli.main"]
+OPTIMIZER = "import torch; torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())"
+MLFLOW_STORE = "from mlflow.tracking import MlflowClient; MlflowClient({uri!r}).search_experiments()"
 TINY = ["--preset", "tiny", "--set", "model.channels=[2,4,8]", "--set", "train.patch_size=[8,8,8]"]
 
 
@@ -32,6 +37,11 @@ def wall(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def python(code: str) -> float:
+    """Wall seconds of a cold ``python -c code``."""
+    return wall([sys.executable, "-c", code])
 
 
 def first_epoch(data: Path, out: Path, run: int) -> float:
@@ -61,8 +71,16 @@ def main() -> None:
     out = args.out.resolve()
     data = build_blob_dataset(out / "data")
     first_epoch(data, out, -1)  # creates the store (excluded, as the target says) and warms the file cache
+    store = MLFLOW_STORE.format(uri=f"sqlite:///{out}/mlflow.db")
+    floor = {
+        "python -c pass": "pass",
+        "floor: torch + AdamW": OPTIMIZER,
+        "floor: import monai": "import monai",
+        "floor: mlflow store": store,
+        "floor: all three": f"{OPTIMIZER}; import monai; {store}",
+    }
     figures = {
-        "python -c pass": [wall([sys.executable, "-c", "pass"]) for _ in range(args.repeats)],
+        **{name: [python(code) for _ in range(args.repeats)] for name, code in floor.items()},
         "mscl --help": [wall([*MSCL, "--help"]) for _ in range(args.repeats)],
         "mscl train --help": [wall([*MSCL, "train", "--help"]) for _ in range(args.repeats)],
         "first epoch": [first_epoch(data, out, i) for i in range(args.repeats)],
