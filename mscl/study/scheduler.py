@@ -22,6 +22,9 @@ from mscl.study.grid import StudySettings
 RAY_EXTRA = "pip install 'mscl[ray]'"
 CANCEL_GRACE_S = 60.0
 """Seconds cancelled tasks get to end their runs as KILLED before their workers are killed."""
+LOCAL_WORKER_NICENESS = 0
+"""The niceness of a local instance's workers. Ray's default, 15, suits background work on a shared node;
+a local study is the work its user started, and at 15 it got 6 % of a CPU beside one `mscl train`."""
 
 
 def import_ray() -> ModuleType:
@@ -68,8 +71,9 @@ def cluster_resources(settings: StudySettings, available: dict[str, float]) -> R
 
 @contextmanager
 def ray_instance(settings: StudySettings) -> Iterator[tuple[ModuleType, Resources]]:
-    """Connect to ``settings.address`` or start a local instance (shut down afterwards); a Ray already
-    initialised in this process (a notebook, tests) is used as it is and left running."""
+    """Connect to ``settings.address`` or start a local instance (shut down afterwards, its workers at
+    :data:`LOCAL_WORKER_NICENESS`); a Ray already initialised in this process (a notebook, tests) is used as
+    it is and left running."""
     ray = import_ray()
     started = not ray.is_initialized()
     try:
@@ -87,6 +91,7 @@ def ray_instance(settings: StudySettings) -> Iterator[tuple[ModuleType, Resource
                 include_dashboard=False,
                 logging_level="warning",
                 log_to_driver=False,
+                _system_config={"worker_niceness": LOCAL_WORKER_NICENESS},
             )
         yield ray, resources
     finally:

@@ -210,3 +210,13 @@ def test_resume_refuses_a_new_grid() -> None:
     result = CliRunner().invoke(app, ["study", "--resume", "0" * 32, "--strategies", "replay"])
     assert result.exit_code == 2
     assert "--strategies cannot be used with --resume" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_local_instance_runs_its_workers_at_normal_priority() -> None:
+    from mscl.study.grid import StudySettings
+    from mscl.study.scheduler import ray_instance
+
+    with ray_instance(StudySettings(strategies=["finetune"], workers=1, cpus_per_study=1)) as (ray, _):
+        niceness = ray.get(ray.remote(lambda: os.nice(0)).remote())
+    assert niceness == os.nice(0)  # the caller's priority; Ray's own default is 15 above it
