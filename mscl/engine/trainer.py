@@ -125,7 +125,7 @@ def train_stage(
         torch.manual_seed(epoch_seed)
         lr = optimizer.param_groups[0]["lr"]
         began = time.perf_counter()
-        loss = _run_epoch(model, optimizer, cache, cfg, generator, tick, loss_term)
+        loss = _run_epoch(model, optimizer, cache, epoch_cases, cfg, generator, tick, loss_term)
         seconds = time.perf_counter() - began
         scheduler.step()
         patches = epoch_cases * cfg.patches_per_case
@@ -143,15 +143,16 @@ def _run_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     cache: CaseCache,
+    epoch_cases: int,
     cfg: TrainConfig,
     generator: torch.Generator,
     on_step: Callable[[], None],
     loss_term: LossTerm | None,
 ) -> float:
-    """Visit every case once in a random order (as many passes as :func:`epoch_length` asks),
-    ``cases_per_step`` at a time; the mean loss per patch."""
+    """Visit every case once in a random order, as many passes as make ``epoch_cases`` (from
+    :func:`epoch_length`), ``cases_per_step`` at a time; the mean loss per patch."""
     loss_sum = torch.zeros((), device=cache.device)
-    passes = epoch_length(len(cache), cfg.min_cases_per_epoch) // len(cache)
+    passes = epoch_cases // len(cache)
     order = torch.cat(
         [torch.randperm(len(cache), generator=generator, device=cache.device) for _ in range(passes)]
     )
