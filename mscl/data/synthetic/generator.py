@@ -3,8 +3,9 @@
 Every case is a pure function of ``(seed, center, subject index, contrast)``: the subject's anatomy and
 lesions come from a generator seeded with ``(seed, sha256(center), index, 0)`` (shared by all contrasts of
 the subject), its acquisition from ``(seed, sha256(center), index, 1 + contrast index)``. Cases are then
-cropped and normalised by the same function as real data (:func:`mscl.data.standardize.standardize`), so
-the dataset directory is indistinguishable in form from a prepared BIDS dataset.
+cropped and normalised by the same function as real data (:func:`mscl.data.standardize.standardize_with_box`,
+its foreground taken with the true lesions, the raters' label cut to the same box), so the dataset directory
+is indistinguishable in form from a prepared BIDS dataset.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mscl.config import ExperimentConfig, Normalization
 from mscl.data.build import CaseJob, build_dataset
 from mscl.data.manifest import DatasetManifest, PreprocessingRecord, SourceRecord
 from mscl.data.split import center_seed
-from mscl.data.standardize import preprocessing_record, standardize
+from mscl.data.standardize import preprocessing_record, standardize_with_box
 from mscl.data.synthetic.acquisition import TissueFractions, acquire
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
 from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
@@ -27,8 +28,9 @@ from mscl.data.writer import PreparedCase
 from mscl.errors import ConfigError
 
 GENERATOR = "mscl.data.synthetic"
-GENERATOR_VERSION = "2"
-"""2: center profiles from the config (``synthetic.centers``), nonlinear response, rims, in-plane blur."""
+GENERATOR_VERSION = "3"
+"""2: center profiles from the config (``synthetic.centers``), nonlinear response, rims, in-plane blur.
+3: each center's annotation style (``synthetic.centers.<name>.annotation``) draws its labels."""
 
 
 def subject_count(paper_subjects: int, cfg: SyntheticConfig) -> int:
@@ -85,7 +87,12 @@ def make_case(
     subject_rng = np.random.default_rng([*center_seed(seed, center), index, 0])
     anatomy = subject_anatomy(load_template(spacing), subject_rng)
     lesions = draw_lesions(
-        anatomy, profile.lesion_count, profile.lesion_median_ml, profile.lesion_intensity, subject_rng
+        anatomy,
+        profile.lesion_count,
+        profile.lesion_median_ml,
+        profile.lesion_intensity,
+        subject_rng,
+        profile.annotation,
     )
     healthy = 1.0 - lesions.indicator
     rim = anatomy.rim_weight
@@ -102,9 +109,11 @@ def make_case(
     acquisition_rng = np.random.default_rng([*center_seed(seed, center), index, stream])
     image = acquire(tissue, profile, contrast, spacing, acquisition_rng)
     voxels = (spacing, spacing, spacing)
-    image, label = standardize(
+    # The scanner's crop and intensities follow the true lesions; the raters' outline is cut to the same box.
+    image, _, box = standardize_with_box(
         torch.from_numpy(image), torch.from_numpy(lesions.label), voxels, crop_margin_mm, normalization
     )
+    label = np.clip(lesions.annotation[box], 0.0, 1.0)
     return PreparedCase(
         subject=subject_id(center, index),
         center=center,

@@ -8,6 +8,10 @@ up to two smaller satellite ellipsoids, which makes irregular outlines. Labels a
 voxel wide across each border (partial volume), so values lie in [0, 1]. The main ellipsoid is centred on
 a voxel and has a radius of at least :data:`MIN_RADIUS_VOXELS` voxels, so every lesion owns at least one
 voxel with label 1 at any spacing. Each lesion gets its own intensity gain (heterogeneity).
+
+The image shows the true lesions; the label is what the center's raters draw (:class:`AnnotationStyle`):
+the same ramp moved ``border_mm`` outwards (wider outlines) or inwards (tighter), and no label at all for a
+lesion whose volume is under ``min_lesion_ml``. The default style labels the true lesions, bit for bit.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from mscl.data.synthetic.anatomy import DEEP, JUXTACORTICAL, PERIVENTRICULAR, Anatomy
+from mscl.data.synthetic.profiles import AnnotationStyle
 
 VOLUME_SIGMA = 0.9
 VOLUME_RANGE_ML: tuple[float, float] = (0.02, 3.0)
@@ -43,6 +48,8 @@ class LesionMaps:
     """Soft lesion indicator in [0, 1] (union of the ellipsoids)."""
     label: np.ndarray
     """Lesion fraction of each voxel: the indicator times the parenchyma (GM + WM) fraction."""
+    annotation: np.ndarray
+    """The raters' label: ``label`` as the center's annotation style outlines it (the stored label)."""
     gain: np.ndarray
     """Per-voxel multiplier of the lesion intensity (1 outside lesions)."""
     count: int
@@ -59,6 +66,8 @@ def lesion_distribution() -> dict[str, object]:
         "axis_sigma": AXIS_SIGMA,
         "satellites_max": SATELLITES_MAX,
         "intensity": "uniform(center.lesion_intensity) gain on the lesion's contrast over white matter",
+        "annotation": "label ramp moved center.annotation.border_mm outwards; lesions of a volume under "
+        "center.annotation.min_lesion_ml unlabelled",
     }
 
 
@@ -68,15 +77,19 @@ def draw_lesions(
     median_ml: float,
     intensity_range: tuple[float, float],
     rng: np.random.Generator,
+    style: AnnotationStyle | None = None,
 ) -> LesionMaps:
-    """Draw and rasterise one subject's lesions.
+    """Draw and rasterise one subject's lesions, and label them in the raters' ``style``.
 
     The returned ``label`` is the lesion fraction of each voxel (the soft lesion indicator times the
-    parenchyma fraction, since lesions replace tissue, not CSF).
+    parenchyma fraction, since lesions replace tissue, not CSF); ``annotation`` is the same for the
+    outlines the raters draw. The style draws no random numbers, so it never moves the image.
     """
+    style = style or AnnotationStyle()
     s = anatomy.spacing
     shape = anatomy.shape
     indicator = np.zeros(shape, dtype=np.float32)
+    outlined = np.zeros(shape, dtype=np.float32)
     weight = np.zeros(shape, dtype=np.float32)
     weighted_gain = np.zeros(shape, dtype=np.float32)
     parenchyma = np.clip(anatomy.gm + anatomy.wm, 0.0, 1.0)
@@ -96,13 +109,23 @@ def draw_lesions(
             direction = rng.standard_normal(3)
             direction /= np.linalg.norm(direction)
             blobs.append((centre + 0.7 * radius * direction, radius * rng.uniform(0.4, 0.7)))
+        labelled = 4.0 * np.pi * radius**3 / 3000.0 >= style.min_lesion_ml
         for blob_centre, blob_radius in blobs:
-            box, soft = _soft_ellipsoid(shape, blob_centre, blob_radius, s, rng)
+            box, distance_mm = _ellipsoid_distance(shape, blob_centre, blob_radius, s, style.border_mm, rng)
+            soft = _ramp(distance_mm, s)
             np.maximum(indicator[box], soft, out=indicator[box])
+            if labelled:
+                np.maximum(outlined[box], _ramp(distance_mm + style.border_mm, s), out=outlined[box])
             weight[box] += soft
             weighted_gain[box] += soft * np.float32(gain)
     gain_map = np.where(weight > 0, weighted_gain / np.maximum(weight, 1e-6), 1.0).astype(np.float32)
-    return LesionMaps(indicator=indicator, label=indicator * parenchyma, gain=gain_map, count=count)
+    return LesionMaps(
+        indicator=indicator,
+        label=indicator * parenchyma,
+        annotation=outlined * parenchyma,
+        gain=gain_map,
+        count=count,
+    )
 
 
 def _candidates(anatomy: Anatomy, parenchyma: np.ndarray) -> dict[int, np.ndarray]:
@@ -119,27 +142,32 @@ def _candidates(anatomy: Anatomy, parenchyma: np.ndarray) -> dict[int, np.ndarra
     return candidates
 
 
-def _soft_ellipsoid(
+def _ellipsoid_distance(
     shape: tuple[int, int, int],
     centre_mm: np.ndarray,
     radius_mm: float,
     spacing: float,
+    border_mm: float,
     rng: np.random.Generator,
 ) -> tuple[tuple[slice, ...], np.ndarray]:
-    """A soft ellipsoid of equivalent radius ``radius_mm`` with random axes and orientation.
+    """An ellipsoid of equivalent radius ``radius_mm`` with random axes and orientation.
 
-    Returns the box of the grid it covers and its soft values there: ``0.5 + d / spacing`` clipped to
-    [0, 1], ``d`` the (approximate) signed distance to the surface in mm, positive inside.
+    Returns the box of the grid it covers (wide enough for an outline ``border_mm`` outside it) and the
+    (approximate) signed distance to its surface there, in mm, positive inside.
     """
     axes = radius_mm * np.exp(AXIS_SIGMA * rng.standard_normal(3))
     axes *= radius_mm / np.prod(axes) ** (1 / 3)
     rotation = Rotation.random(random_state=rng).as_matrix()
-    reach = axes.max() + spacing
+    reach = axes.max() + spacing + max(border_mm, 0.0)
     low = np.clip(np.floor((centre_mm - reach) / spacing).astype(int), 0, shape)
     high = np.clip(np.ceil((centre_mm + reach) / spacing).astype(int) + 1, 0, shape)
     box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
     ranges = [np.arange(lo, hi) * spacing for lo, hi in zip(low, high, strict=True)]
     points = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1) - centre_mm
     local = points @ rotation / axes
-    distance_mm = (1.0 - np.sqrt((local * local).sum(axis=-1))) * radius_mm
-    return box, np.clip(0.5 + distance_mm / spacing, 0.0, 1.0).astype(np.float32)
+    return box, (1.0 - np.sqrt((local * local).sum(axis=-1))) * radius_mm
+
+
+def _ramp(distance_mm: np.ndarray, spacing: float) -> np.ndarray:
+    """Soft membership ``0.5 + d / spacing`` clipped to [0, 1]: partial volume over one voxel."""
+    return np.clip(0.5 + distance_mm / spacing, 0.0, 1.0).astype(np.float32)

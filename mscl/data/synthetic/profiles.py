@@ -1,9 +1,10 @@
 """Settings of the synthetic generator: the ``synthetic`` config section and its center profiles.
 
-A center is a named, validated set of acquisition and lesion parameters (:class:`CenterProfile`), not
-code: the shipped eight live in ``mscl/presets/centers.yaml`` (a layer under every preset), and a user
-changes one with ``--set synthetic.centers.Milan.noise=0.06`` or adds one in a YAML file. Every random
-draw a profile drives is seeded by ``(synthetic.seed, center, subject, contrast)`` in the generator.
+A center is a named, validated set of acquisition, lesion and annotation parameters
+(:class:`CenterProfile`), not code: the shipped eight live in ``mscl/presets/centers.yaml`` (a layer under
+every preset), and a user changes one with ``--set synthetic.centers.Milan.noise=0.06`` or adds one in a
+YAML file. Every random draw a profile drives is seeded by ``(synthetic.seed, center, subject, contrast)``
+in the generator.
 Importable without numpy or torch (the CLI validates configs at start-up).
 """
 
@@ -44,6 +45,17 @@ class TissueIntensities(StrictModel):
         return 1.0
 
 
+class AnnotationStyle(StrictModel):
+    """How a center's raters outline lesions: the label, not the image (inter-rater variability)."""
+
+    border_mm: float = Field(
+        0.0, ge=-1.5, le=1.5, description="Outline offset from the true lesion border: + wider, - tighter."
+    )
+    min_lesion_ml: float = Field(
+        0.0, ge=0, le=1, description="Lesions smaller than this are seen in the image but left unlabelled."
+    )
+
+
 class CenterProfile(StrictModel):
     """One synthetic hospital: subjects, contrasts with their tissue intensities, lesions and scanner."""
 
@@ -66,6 +78,9 @@ class CenterProfile(StrictModel):
     slice_axis: int = Field(2, ge=0, le=2, description="Axis of the thick slices (0 x, 1 y, 2 z).")
     inplane_mm: float = Field(0.0, ge=0, le=6, description="In-plane resolution (FWHM); 0: the grid's.")
     ghosting: float = Field(0.0, ge=0, lt=1, description="Half-field-of-view ghost along y (amplitude).")
+    annotation: AnnotationStyle = Field(
+        default_factory=AnnotationStyle, description="The raters' style; the default labels the true lesions."
+    )
 
     @model_validator(mode="after")
     def _tissue_order(self) -> CenterProfile:

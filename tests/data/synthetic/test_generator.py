@@ -120,6 +120,19 @@ def test_a_profile_change_moves_only_its_center_and_a_new_center_comes_from_the_
     assert manifest.source.profiles["centers"]["Karo"]["noise"] == 0.09
 
 
+def test_an_annotation_style_moves_its_centers_labels_and_not_its_images(
+    tmp_path: Path, tiny_manifest: DatasetManifest
+) -> None:
+    cfg = load_config("tiny", overrides=["synthetic.centers.AMU.annotation.border_mm=1.5"])
+    manifest = generate_dataset(tmp_path / "wider", cfg, quiet=True, centers=["AMU"])
+    reference = {c.id: c for c in tiny_manifest.cases}
+    for case in manifest.cases:
+        assert case.image_sha256 == reference[case.id].image_sha256
+        assert case.label_sha256 != reference[case.id].label_sha256
+        assert case.lesion_ml > reference[case.id].lesion_ml
+    assert manifest.source.profiles["centers"]["AMU"]["annotation"]["border_mm"] == 1.5
+
+
 def test_the_centers_differ_as_their_profiles_say(tiny_dataset: Path) -> None:
     matrix = shift_matrix(tiny_dataset)
     assert float(np.nanmean(matrix.gap())) >= 0.15  # a model from elsewhere loses on every center

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mscl.data.synthetic.anatomy import load_template, subject_anatomy
-from mscl.data.synthetic.lesions import draw_lesions, lesion_distribution
+from mscl.data.synthetic.lesions import LesionMaps, draw_lesions, lesion_distribution
+from mscl.data.synthetic.profiles import AnnotationStyle
 
 GAIN_RANGE = (0.7, 1.1)
 
@@ -42,3 +43,42 @@ def test_distribution_is_recorded() -> None:
     recorded = lesion_distribution()
     assert set(recorded["zones"]) == {"periventricular", "deep", "juxtacortical"}
     assert sum(recorded["zones"].values()) == pytest.approx(1.0)
+
+
+def _draw_at_3mm(style: AnnotationStyle | None) -> LesionMaps:
+    anatomy = load_template(3.0).anatomy
+    return draw_lesions(
+        anatomy,
+        count_mean=8,
+        median_ml=0.2,
+        intensity_range=GAIN_RANGE,
+        rng=np.random.default_rng(5),
+        style=style,
+    )
+
+
+def test_the_default_style_labels_the_true_lesions() -> None:
+    lesions = _draw_at_3mm(None)
+    np.testing.assert_array_equal(lesions.annotation, lesions.label)
+
+
+@pytest.mark.parametrize("border_mm", [0.75, -0.5])
+def test_a_rater_border_moves_the_outline_and_not_the_image(border_mm: float) -> None:
+    true = _draw_at_3mm(None)
+    rated = _draw_at_3mm(AnnotationStyle(border_mm=border_mm))
+    np.testing.assert_array_equal(rated.indicator, true.indicator)  # the image sees the same lesions
+    np.testing.assert_array_equal(rated.gain, true.gain)
+    wider = border_mm > 0
+    assert ((rated.annotation >= true.label) if wider else (rated.annotation <= true.label)).all()
+    true_voxels, rated_voxels = int((true.label >= 0.5).sum()), int((rated.annotation >= 0.5).sum())
+    assert (rated_voxels > 1.2 * true_voxels) if wider else (rated_voxels < 0.85 * true_voxels)
+
+
+def test_a_rater_leaves_small_lesions_unlabelled() -> None:
+    true = _draw_at_3mm(None)
+    rated = _draw_at_3mm(AnnotationStyle(min_lesion_ml=0.2))
+    np.testing.assert_array_equal(rated.indicator, true.indicator)
+    assert (rated.annotation <= true.label).all()
+    kept = rated.annotation > 0
+    np.testing.assert_array_equal(rated.annotation[kept], true.label[kept])  # kept lesions keep their outline
+    assert 0 < int((rated.annotation >= 0.5).sum()) < int((true.label >= 0.5).sum())
