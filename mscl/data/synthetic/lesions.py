@@ -109,7 +109,7 @@ def draw_lesions(
             direction = rng.standard_normal(3)
             direction /= np.linalg.norm(direction)
             blobs.append((centre + 0.7 * radius * direction, radius * rng.uniform(0.4, 0.7)))
-        labelled = 4.0 * np.pi * radius**3 / 3000.0 >= style.min_lesion_ml
+        labelled = _sphere_ml(radius) >= style.min_lesion_ml  # the volume after the one-voxel floor
         for blob_centre, blob_radius in blobs:
             box, distance_mm = _ellipsoid_distance(shape, blob_centre, blob_radius, s, style.border_mm, rng)
             soft = _ramp(distance_mm, s)
@@ -166,6 +166,11 @@ def _ellipsoid_distance(
     points = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1) - centre_mm
     local = points @ rotation / axes
     return box, (1.0 - np.sqrt((local * local).sum(axis=-1))) * radius_mm
+
+
+def _sphere_ml(radius_mm: float) -> float:
+    """Volume in mL of a sphere of radius ``radius_mm``."""
+    return 4.0 * np.pi * radius_mm**3 / 3000.0
 
 
 def _ramp(distance_mm: np.ndarray, spacing: float) -> np.ndarray:
