@@ -100,10 +100,21 @@ def test_a_grid_on_ray_gives_the_r_matrices_of_sequential_train(
 
 
 def _mscl(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`mscl` as a terminal starts it: SIGINT at its default even where this test session ignores it (a
+    shell's background job, e.g. `make test &`, ignores SIGINT and every child would inherit that)."""
     command = [sys.executable, "-m", "mscl.cli.main", *args, *settings(tmp_path, "grid")]
     return subprocess.Popen(
-        command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        command,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.slow
@@ -120,50 +131,34 @@ def test_a_killed_worker_is_retried_and_resumes_to_the_same_r_matrix(
     assert matrices(tmp_path, "grid") == {("finetune", 1): sequential[("finetune", 1)]}
 
 
-def _ctrl_c_during_training(blob_dataset: Path, tmp_path: Path) -> tuple[Path, int, str]:
-    """Start `mscl train --parallel 2` and press Ctrl-C once a stage run is open: (folder, exit code, stderr).
-
-    The blob grid trains for about a second after its first stage opens, so on a loaded machine it can end
-    before the signal lands; such a try interrupted nothing and runs again, in a fresh folder.
-    """
-    # `mscl train --parallel` is the same grid on the same Ray path, resumed by `mscl study --resume`
-    train = ["train", "--data", str(blob_dataset), "-s", "finetune", "--seeds", "2", "--parallel", "2"]
-    for attempt in range(3):
-        folder = tmp_path / f"try{attempt}"
-        folder.mkdir()
-        process = _mscl(folder, *train)
-        client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
-        deadline = time.monotonic() + 180
-        try:
-            while time.monotonic() < deadline:  # a study has opened a stage run
-                exp = client.get_experiment_by_name("grid") if (folder / "mlflow.db").exists() else None
-                if exp and client.search_runs([exp.experiment_id], f"tags.`{tree.STAGE_TAG}` = '1'"):
-                    break
-                assert process.poll() is None, process.communicate()[1]
-                time.sleep(0.2)
-            else:
-                pytest.fail("the grid never started training")
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=180)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        if process.returncode != 0:
-            return folder, process.returncode, stderr
-    pytest.fail("the grid finished before Ctrl-C reached it, 3 times")
-
-
 @pytest.mark.slow
 def test_ctrl_c_kills_the_grid_and_resume_finishes_it(
     blob_dataset: Path, tmp_path: Path, sequential: Matrices
 ) -> None:
-    folder, returncode, stderr = _ctrl_c_during_training(blob_dataset, tmp_path)
-    assert returncode == 130, stderr
-    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
-    (study,) = study_runs(folder, "grid")
+    # `mscl train --parallel` is the same grid on the same Ray path, resumed by `mscl study --resume`
+    train = ["train", "--data", str(blob_dataset), "-s", "finetune", "--seeds", "2", "--parallel", "2"]
+    process = _mscl(tmp_path, *train)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:  # a study has opened a stage run
+            exp = client.get_experiment_by_name("grid") if (tmp_path / "mlflow.db").exists() else None
+            if exp and client.search_runs([exp.experiment_id], f"tags.`{tree.STAGE_TAG}` = '1'"):
+                break
+            assert process.poll() is None, process.communicate()[1]
+            time.sleep(0.2)
+        else:
+            pytest.fail("the grid never started training")
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    (study,) = study_runs(tmp_path, "grid")
     assert study.info.status == "KILLED"
     assert f"mscl study --resume {study.info.run_id}" in stderr
-    assert all(run.info.status in ("KILLED", "FINISHED") for run in parents(folder, "grid"))
+    assert all(run.info.status in ("KILLED", "FINISHED") for run in parents(tmp_path, "grid"))
     assert "RUNNING" not in {run.info.status for run in client.search_runs([study.info.experiment_id])}
 
     resumed = CliRunner().invoke(
@@ -173,13 +168,13 @@ def test_ctrl_c_kills_the_grid_and_resume_finishes_it(
             "--resume",
             study.info.run_id,
             "--tracking-uri",
-            f"sqlite:///{folder}/mlflow.db",
+            f"sqlite:///{tmp_path}/mlflow.db",
             "--quiet",
         ],
     )
     assert resumed.exit_code == 0, resumed.output
-    assert matrices(folder, "grid") == {key: m for key, m in sequential.items() if key[0] == "finetune"}
-    (study,) = study_runs(folder, "grid")
+    assert matrices(tmp_path, "grid") == {key: m for key, m in sequential.items() if key[0] == "finetune"}
+    (study,) = study_runs(tmp_path, "grid")
     assert study.info.status == "FINISHED"
 
 
