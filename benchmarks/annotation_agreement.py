@@ -16,14 +16,11 @@ import argparse
 
 import numpy as np
 
-from mscl.config import load_config
+from mscl.config import ExperimentConfig, load_config
 from mscl.data.synthetic.generator import make_case
 from mscl.data.synthetic.profiles import AnnotationStyle, CenterProfile
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum() + b.sum())
-    return 2.0 * float((a & b).sum()) / total if total else 1.0
+from mscl.metrics.base import ScoredCase
+from mscl.metrics.overlap import Dice
 
 
 def key(style: AnnotationStyle) -> tuple[float, float]:
@@ -31,9 +28,9 @@ def key(style: AnnotationStyle) -> tuple[float, float]:
 
 
 def center_labels(
-    center: str, profile: CenterProfile, style: AnnotationStyle, subjects: int, preset: str
+    center: str, profile: CenterProfile, style: AnnotationStyle, subjects: int, cfg: ExperimentConfig
 ) -> list[np.ndarray]:
-    cfg = load_config(preset)
+    """The stored labels of the center's first ``subjects`` cases (its first contrast) under ``style``."""
     rated = profile.model_copy(update={"annotation": style})
     contrast = next(iter(profile.contrasts))
     return [
@@ -51,36 +48,44 @@ def center_labels(
     ]
 
 
+def mean_dice(first: list[np.ndarray], second: list[np.ndarray], cfg: ExperimentConfig) -> float:
+    """Mean Dice (mscl's metric, labels at ``eval.threshold``) of two raters' labels of the same cases."""
+    spacing = (cfg.synthetic.spacing_mm,) * 3
+    dice = Dice(cfg.eval)
+    return float(
+        np.mean([dice.score(ScoredCase(a, b, spacing, cfg.eval)) for a, b in zip(first, second, strict=True)])
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--subjects", type=int, default=4)
     args = parser.parse_args()
-    centers = load_config(args.preset).synthetic.centers
-    styles = {name: profile.annotation for name, profile in centers.items()}
+    cfg = load_config(args.preset)
+    styles = {name: profile.annotation for name, profile in cfg.synthetic.centers.items()}
     print(
         f"{'center':8} {'border mm':>9} {'min mL':>6} {'labelled/true mL':>17} {'Dice vs true':>12}  "
         "Dice vs the other centers' raters (mean, min)"
     )
-    spacing_ml = load_config(args.preset).synthetic.spacing_mm ** 3 / 1000.0
-    for name, profile in centers.items():
+    voxel_ml = cfg.synthetic.spacing_mm**3 / 1000.0
+    for name, profile in cfg.synthetic.centers.items():
         by_style = {
-            key(style): center_labels(name, profile, style, args.subjects, args.preset)
+            key(style): center_labels(name, profile, style, args.subjects, cfg)
             for style in {key(s): s for s in [AnnotationStyle(), *styles.values()]}.values()
         }
         truth, rated = by_style[key(AnnotationStyle())], by_style[key(styles[name])]
         others = [
-            np.mean([dice(o >= 0.5, r >= 0.5) for o, r in zip(by_style[key(style)], rated, strict=True)])
+            mean_dice(by_style[key(style)], rated, cfg)
             for other_name, style in styles.items()
             if other_name != name
         ]
-        true_ml = sum(float(t.sum()) for t in truth) * spacing_ml / len(truth)
-        rated_ml = sum(float(r.sum()) for r in rated) * spacing_ml / len(rated)
-        agreement = np.mean([dice(t >= 0.5, r >= 0.5) for t, r in zip(truth, rated, strict=True)])
+        true_ml = sum(float(t.sum()) for t in truth) * voxel_ml / len(truth)
+        rated_ml = sum(float(r.sum()) for r in rated) * voxel_ml / len(rated)
         style = styles[name]
         print(
             f"{name:8} {style.border_mm:>+9.2f} {style.min_lesion_ml:>6.2f} "
-            f"{rated_ml:>8.2f}/{true_ml:<8.2f} {agreement:>12.2f}  "
+            f"{rated_ml:>8.2f}/{true_ml:<8.2f} {mean_dice(truth, rated, cfg):>12.2f}  "
             f"{np.mean(others):.2f}, {np.min(others):.2f}"
         )
 
