@@ -101,20 +101,17 @@ def test_a_grid_on_ray_gives_the_r_matrices_of_sequential_train(
 
 def _mscl(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`mscl` as a terminal starts it: SIGINT at its default even where this test session ignores it (a
-    shell's background job, e.g. `make test &`, ignores SIGINT and every child would inherit that)."""
+    shell's background job, e.g. `make test &`, ignores SIGINT and every child would inherit that). A
+    handled signal is reset to its default in the child at exec, so SIGINT is handled here while it starts
+    (no ``preexec_fn``: it is unsafe with the threads MLflow and Ray leave in this process)."""
     command = [sys.executable, "-m", "mscl.cli.main", *args, *settings(tmp_path, "grid")]
-    return subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **(env or {})},
-        preexec_fn=_default_sigint,
-    )
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            command, cwd=tmp_path, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.slow
