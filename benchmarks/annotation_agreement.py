@@ -1,6 +1,6 @@
 """How far each synthetic center's raters are from the true lesions, and from each other.
 
-    .venv/bin/python benchmarks/annotation_agreement.py [--preset quick] [--subjects 4]
+    .venv/bin/python benchmarks/annotation_agreement.py [--preset quick] [--subjects 4] [--set KEY=VALUE ...]
 
 For each center of the preset, the first N subjects' cases are generated twice: with the center's
 annotation style (what ``mscl prepare --synthetic`` stores) and with the default style (the true lesions).
@@ -23,8 +23,8 @@ from mscl.metrics.base import ScoredCase
 from mscl.metrics.overlap import Dice
 
 
-def key(style: AnnotationStyle) -> tuple[float, float]:
-    return style.border_mm, style.min_lesion_ml
+def key(style: AnnotationStyle) -> tuple[float, float, tuple[str, ...]]:
+    return style.border_mm, style.min_lesion_ml, tuple(sorted(style.skip_zones))
 
 
 def center_labels(
@@ -61,12 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. synthetic.centers.BWH.annotation.border_mm=1 (repeatable)",
+    )
     args = parser.parse_args()
-    cfg = load_config(args.preset)
+    cfg = load_config(args.preset, overrides=args.overrides)
     styles = {name: profile.annotation for name, profile in cfg.synthetic.centers.items()}
     print(
-        f"{'center':8} {'border mm':>9} {'min mL':>6} {'labelled/true mL':>17} {'Dice vs true':>12}  "
-        "Dice vs the other centers' raters (mean, min)"
+        f"{'center':8} {'border mm':>9} {'min mL':>6} {'skips':<14} {'labelled/true mL':>17} "
+        f"{'Dice vs true':>12}  Dice vs the other centers' raters (mean, min)"
     )
     voxel_ml = cfg.synthetic.spacing_mm**3 / 1000.0
     for name, profile in cfg.synthetic.centers.items():
@@ -85,6 +93,7 @@ def main() -> None:
         style = styles[name]
         print(
             f"{name:8} {style.border_mm:>+9.2f} {style.min_lesion_ml:>6.2f} "
+            f"{','.join(key(style)[2]) or '-':<14} "
             f"{rated_ml:>8.2f}/{true_ml:<8.2f} {mean_dice(truth, rated, cfg):>12.2f}  "
             f"{np.mean(others):.2f}, {np.min(others):.2f}"
         )

@@ -11,7 +11,8 @@ voxel with label 1 at any spacing. Each lesion gets its own intensity gain (hete
 
 The image shows the true lesions; the label is what the center's raters draw (:class:`AnnotationStyle`):
 the same ramp moved ``border_mm`` outwards (wider outlines) or inwards (tighter), and no label at all for a
-lesion whose volume is under ``min_lesion_ml``. The default style labels the true lesions, bit for bit.
+lesion whose volume is under ``min_lesion_ml`` or whose zone is in ``skip_zones``. The default style labels
+the true lesions, bit for bit.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def lesion_distribution() -> dict[str, object]:
         "satellites_max": SATELLITES_MAX,
         "intensity": "uniform(center.lesion_intensity) gain on the lesion's contrast over white matter",
         "annotation": "label ramp moved center.annotation.border_mm outwards; lesions of a volume under "
-        "center.annotation.min_lesion_ml unlabelled",
+        "center.annotation.min_lesion_ml or in a zone of center.annotation.skip_zones unlabelled",
     }
 
 
@@ -109,7 +110,9 @@ def draw_lesions(
             direction = rng.standard_normal(3)
             direction /= np.linalg.norm(direction)
             blobs.append((centre + 0.7 * radius * direction, radius * rng.uniform(0.4, 0.7)))
-        labelled = _sphere_ml(radius) >= style.min_lesion_ml  # the volume after the one-voxel floor
+        labelled = (  # the volume after the one-voxel floor
+            _sphere_ml(radius) >= style.min_lesion_ml and ZONE_NAMES[zone] not in style.skip_zones
+        )
         for blob_centre, blob_radius in blobs:
             box, distance_mm = _ellipsoid_distance(shape, blob_centre, blob_radius, s, style.border_mm, rng)
             soft = _ramp(distance_mm, s)

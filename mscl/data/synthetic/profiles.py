@@ -27,6 +27,7 @@ CONTRAST_STREAMS: tuple[str, ...] = (FLAIR, T2W)
 CENTERS_FILE = "centers.yaml"
 """The shipped center profiles, in ``mscl/presets``: merged under every preset."""
 CENTER_NAME = r"^[A-Za-z][A-Za-z0-9]{0,31}$"
+LesionZone = Literal["periventricular", "deep", "juxtacortical"]
 
 
 class TissueIntensities(StrictModel):
@@ -53,6 +54,9 @@ class AnnotationStyle(StrictModel):
     )
     min_lesion_ml: float = Field(
         0.0, ge=0, le=1, description="Lesions smaller than this are seen in the image but left unlabelled."
+    )
+    skip_zones: frozenset[LesionZone] = Field(
+        frozenset(), description="Lesion zones the protocol leaves unlabelled (seen in the image)."
     )
 
 

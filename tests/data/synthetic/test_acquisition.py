@@ -50,6 +50,10 @@ def test_the_center_profiles_are_not_mlflow_params() -> None:
         ("synthetic.centers.BWH.lesion_intensity=[1.2, 0.8]", "lesion_intensity"),
         ("synthetic.centers={bad-name: {}}", "synthetic.centers"),
         ("synthetic.centers.UCSF.annotation.border_mm=3", "synthetic.centers.UCSF.annotation.border_mm"),
+        (
+            "synthetic.centers.BWH.annotation.skip_zones=[cortical]",
+            "synthetic.centers.BWH.annotation.skip_zones",
+        ),
     ],
 )
 def test_an_invalid_profile_names_its_culprit(override: str, culprit: str) -> None:

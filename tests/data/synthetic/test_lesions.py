@@ -82,3 +82,20 @@ def test_a_rater_leaves_small_lesions_unlabelled() -> None:
     kept = rated.annotation > 0
     np.testing.assert_array_equal(rated.annotation[kept], true.label[kept])  # kept lesions keep their outline
     assert 0 < int((rated.annotation >= 0.5).sum()) < int((true.label >= 0.5).sum())
+
+
+def test_a_rater_leaves_a_whole_zone_unlabelled() -> None:
+    true = _draw_at_3mm(None)
+    rated = _draw_at_3mm(AnnotationStyle(skip_zones=frozenset({"periventricular"})))
+    np.testing.assert_array_equal(rated.indicator, true.indicator)
+    assert (rated.annotation <= true.label).all()
+    kept = rated.annotation > 0
+    np.testing.assert_array_equal(rated.annotation[kept], true.label[kept])
+    dropped = (true.label >= 0.5) & (rated.annotation < 0.5)
+    anatomy = load_template(3.0).anatomy
+    assert dropped.any()
+    # what is left unlabelled lies at the ventricles; the lesions labelled elsewhere are kept
+    assert np.median(anatomy.ventricle_mm[dropped]) < np.median(
+        anatomy.ventricle_mm[kept & (true.label >= 0.5)]
+    )
+    assert int((rated.annotation >= 0.5).sum()) > 0
