@@ -13,9 +13,15 @@ Reads every finished parent run (the R matrices of Dice) and prints, per order k
 - replay's final-row mean Dice against joint (multi-domain) training's (target: replay >= joint);
 - every strategy's final-row mean Dice and BWT (single-domain: the mean of its diagonal, each center by its
   own model), and the per-center BWT of fine-tuning and replay in the descending order (Table 1's form);
+- the single-domain models' cross-center matrix, and on how many centers a center's own model is the best;
+- fine-tuning run by run: the center the order ends on, the run's BWT and Milan drop, and how well that last
+  center's single-domain model does on the other centers, with the correlation of the two over the runs
+  (what decides whether a random order forgets);
 - with ``--shift-json`` (``mscl shift --json``), how well the shift check's proxy matrix predicts the
   single-domain models' cross-center Dice: Pearson and Spearman correlation over the (train, test) pairs of
   the single-contrast centers (all, off-diagonal, and the rows of models that learned their own center).
+
+``--experiment`` may be given several times, e.g. the study's and one holding more seeds of a strategy.
 
 A target missed is printed as MISSED; nothing is tuned here, the seeds are the study's.
 """
@@ -85,24 +91,36 @@ def single_matrix(runs: list[ParentRun]) -> tuple[list[str], np.ndarray]:
     return centers, np.nanmean(stacked, axis=0)
 
 
-def proxy_correlation(single: list[ParentRun], shift_json: Path) -> None:
+def transfer(centers: list[str], trained: np.ndarray) -> dict[str, float]:
+    """Each center's single-domain model: its mean Dice on the other centers (its row off the diagonal)."""
+    off = ~np.eye(len(centers), dtype=bool)
+    return {center: float(np.nanmean(trained[i][off[i]])) for i, center in enumerate(centers)}
+
+
+def print_single_matrix(centers: list[str], trained: np.ndarray, seeds: int) -> None:
+    """The single-domain matrix, each row's transfer, and the centers where the own model is the best."""
+    print(f"\nsingle-domain models, mean Dice over {seeds} seeds (rows trained on, columns tested on):")
+    print(" " * 8 + "".join(f"{c:>8}" for c in centers) + "  on the others")
+    elsewhere = transfer(centers, trained)
+    for center, row in zip(centers, trained, strict=True):
+        print(f"{center:<8}" + "".join(f"{v:>8.2f}" for v in row) + f"  {elsewhere[center]:>13.2f}")
+    best = [c for i, c in enumerate(centers) if np.nanargmax(trained[:, i]) == i]
+    print(f"own model the best on its center: {len(best)} of {len(centers)} ({', '.join(best) or 'none'})")
+
+
+def proxy_correlation(centers: list[str], trained: np.ndarray, seeds: int, shift_json: Path) -> None:
     """Pearson and Spearman correlation of the shift check's matrix with the single-domain models'."""
     from scipy.stats import pearsonr, spearmanr
 
     proxy = json.loads(shift_json.read_text())
-    centers, trained = single_matrix(single)
     names = [c for c in centers if c in proxy["domains"]]  # single-contrast centers: domain = center
     index = [proxy["domains"].index(c) for c in names]
     proxy_dice = np.array(proxy["dice"], dtype=float)[np.ix_(index, index)]
     model_dice = trained[np.ix_([centers.index(c) for c in names], [centers.index(c) for c in names])]
-    print("\nsingle-domain models, mean Dice over seeds (rows trained on, columns tested on):")
-    print(" " * 8 + "".join(f"{c:>8}" for c in centers))
-    for center, row in zip(centers, trained, strict=True):
-        print(f"{center:<8}" + "".join(f"{v:>8.2f}" for v in row))
     pairs = ~np.isnan(proxy_dice) & ~np.isnan(model_dice)
     off = pairs & ~np.eye(len(names), dtype=bool)
     learned = pairs & (np.diag(model_dice) >= LEARNED_DICE)[:, None]
-    print(f"\nshift check vs single-domain models ({len(single)} seeds), centers {', '.join(names)}:")
+    print(f"\nshift check vs single-domain models ({seeds} seeds), centers {', '.join(names)}:")
     for label, mask in (
         ("all pairs", pairs),
         ("off-diagonal pairs", off),
@@ -130,6 +148,25 @@ def t2w_drop(run: ParentRun) -> float | None:
     return float(r[order.index(T2W_CENTER), column] - r[-1, column])
 
 
+def order_ends(finetune: list[ParentRun], elsewhere: dict[str, float]) -> None:
+    """Fine-tuning run by run: last center, BWT, Milan drop and the last center's single-domain transfer."""
+    from scipy.stats import pearsonr
+
+    print("\nfine-tuning run by run (last center elsewhere: its single-domain model on the other centers):")
+    print(f"{'seed':>4}  {'ends on':<8} {'BWT':>7} {'Milan drop':>10} {'last center elsewhere':>22}")
+    pairs = []
+    for run in sorted(finetune, key=lambda r: r.seed):
+        last, value, drop = run.rmatrix.order[-1], run_bwt(run), t2w_drop(run)
+        shown_drop = "-" if drop is None else f"{drop:+.3f}"
+        shown_transfer = f"{elsewhere[last]:.2f}" if last in elsewhere else "-"
+        print(f"{run.seed:>4}  {last:<8} {value:>+7.3f} {shown_drop:>10} {shown_transfer:>22}")
+        if last in elsewhere:
+            pairs.append((elsewhere[last], value))
+    x, y = np.array(pairs).T if pairs else (np.array([]), np.array([]))
+    if len(pairs) > 2 and np.ptp(x) > 0:  # undefined where every run ends on the same center
+        print(f"Pearson r(last center elsewhere, BWT) = {pearsonr(x, y)[0]:+.2f} over {len(pairs)} runs")
+
+
 def report(runs: list[ParentRun], shift_json: Path | None = None) -> None:
     """Print the targets and the per-strategy table for each order kind."""
     by_kind: dict[str, dict[str, list[ParentRun]]] = defaultdict(lambda: defaultdict(list))
@@ -138,8 +175,14 @@ def report(runs: list[ParentRun], shift_json: Path | None = None) -> None:
         (
             reference[run.strategy] if run.strategy in REFERENCE else by_kind[run.order_kind][run.strategy]
         ).append(run)
-    if shift_json is not None and reference.get("single"):
-        proxy_correlation(reference["single"], shift_json)
+    elsewhere: dict[str, float] = {}
+    if reference.get("single"):
+        centers, trained = single_matrix(reference["single"])
+        seeds = len(reference["single"])
+        print_single_matrix(centers, trained, seeds)
+        elsewhere = transfer(centers, trained)
+        if shift_json is not None:
+            proxy_correlation(centers, trained, seeds, shift_json)
     for kind, groups in sorted(by_kind.items()):
         print(f"\n== order: {kind} ==")
         finetune, replay = groups.get("finetune", []), groups.get("replay", [])
@@ -151,10 +194,10 @@ def report(runs: list[ParentRun], shift_json: Path | None = None) -> None:
         replay_final = [final_mean(r) for r in replay]
         joint_final = [final_mean(r) for r in reference.get("joint", [])]
         rows = [
-            ("fine-tuning mean BWT <= -0.05", ft_bwt, bool(ft_bwt) and np.mean(ft_bwt) <= -0.05),
-            (f"{T2W_CENTER} drop under fine-tuning >= 0.15", drops, bool(drops) and np.mean(drops) >= 0.15),
-            ("replay mean BWT >= 0", rp_bwt, bool(rp_bwt) and np.mean(rp_bwt) >= 0),
-            ("replay BWT - fine-tuning BWT >= 0.05", gain, bool(gain) and np.mean(gain) >= 0.05),
+            ("fine-tuning mean BWT <= -0.05", ft_bwt, bool(ft_bwt and np.mean(ft_bwt) <= -0.05)),
+            (f"{T2W_CENTER} drop under fine-tuning >= 0.15", drops, bool(drops and np.mean(drops) >= 0.15)),
+            ("replay mean BWT >= 0", rp_bwt, bool(rp_bwt and np.mean(rp_bwt) >= 0)),
+            ("replay BWT - fine-tuning BWT >= 0.05", gain, bool(gain and np.mean(gain) >= 0.05)),
             ("replay final-row mean Dice", replay_final, True),
             ("joint final-row mean Dice", joint_final, True),
         ]
@@ -178,20 +221,28 @@ def report(runs: list[ParentRun], shift_json: Path | None = None) -> None:
                 ]
                 paper = PAPER_TABLE_1.get(center, (float("nan"), float("nan")))
                 print(f"{center:<8} {cells[0]:<28} {cells[1]:<28} {paper[0]:>+9.3f} {paper[1]:>+9.3f}")
+        if finetune:
+            order_ends(finetune, elsewhere)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--experiment", required=True)
+    parser.add_argument(
+        "--experiment", required=True, action="append", help="an experiment of the study (repeatable)"
+    )
     parser.add_argument("--shift-json", type=Path, help="mscl shift --json output of the study's dataset")
     args = parser.parse_args()
     from mlflow.tracking import MlflowClient
 
-    runs = read_parent_runs(MlflowClient(args.tracking_uri), args.experiment)
-    for skipped in runs.skipped:
-        print(f"skipped {skipped.name}: {skipped.reason}")
-    report(runs.runs, args.shift_json)
+    client = MlflowClient(args.tracking_uri)
+    runs: list[ParentRun] = []
+    for experiment in args.experiment:
+        read = read_parent_runs(client, experiment)
+        for skipped in read.skipped:
+            print(f"skipped {skipped.name}: {skipped.reason}")
+        runs.extend(read.runs)
+    report(runs, args.shift_json)
 
 
 if __name__ == "__main__":
