@@ -97,11 +97,12 @@ def transfer(centers: list[str], trained: np.ndarray) -> dict[str, float]:
     return {center: float(np.nanmean(trained[i][off[i]])) for i, center in enumerate(centers)}
 
 
-def print_single_matrix(centers: list[str], trained: np.ndarray, seeds: int) -> None:
+def print_single_matrix(
+    centers: list[str], trained: np.ndarray, elsewhere: dict[str, float], seeds: int
+) -> None:
     """The single-domain matrix, each row's transfer, and the centers where the own model is the best."""
     print(f"\nsingle-domain models, mean Dice over {seeds} seeds (rows trained on, columns tested on):")
     print(" " * 8 + "".join(f"{c:>8}" for c in centers) + "  on the others")
-    elsewhere = transfer(centers, trained)
     for center, row in zip(centers, trained, strict=True):
         print(f"{center:<8}" + "".join(f"{v:>8.2f}" for v in row) + f"  {elsewhere[center]:>13.2f}")
     best = [c for i, c in enumerate(centers) if np.nanargmax(trained[:, i]) == i]
@@ -162,7 +163,7 @@ def order_ends(finetune: list[ParentRun], elsewhere: dict[str, float]) -> None:
         print(f"{run.seed:>4}  {last:<8} {value:>+7.3f} {shown_drop:>10} {shown_transfer:>22}")
         if last in elsewhere:
             pairs.append((elsewhere[last], value))
-    x, y = np.array(pairs).T if pairs else (np.array([]), np.array([]))
+    x, y = np.array(pairs).reshape(-1, 2).T
     if len(pairs) > 2 and np.ptp(x) > 0:  # undefined where every run ends on the same center
         print(f"Pearson r(last center elsewhere, BWT) = {pearsonr(x, y)[0]:+.2f} over {len(pairs)} runs")
 
@@ -179,8 +180,8 @@ def report(runs: list[ParentRun], shift_json: Path | None = None) -> None:
     if reference.get("single"):
         centers, trained = single_matrix(reference["single"])
         seeds = len(reference["single"])
-        print_single_matrix(centers, trained, seeds)
         elsewhere = transfer(centers, trained)
+        print_single_matrix(centers, trained, elsewhere, seeds)
         if shift_json is not None:
             proxy_correlation(centers, trained, seeds, shift_json)
     for kind, groups in sorted(by_kind.items()):

@@ -110,9 +110,8 @@ def draw_lesions(
             direction = rng.standard_normal(3)
             direction /= np.linalg.norm(direction)
             blobs.append((centre + 0.7 * radius * direction, radius * rng.uniform(0.4, 0.7)))
-        labelled = (  # the volume after the one-voxel floor
-            _sphere_ml(radius) >= style.min_lesion_ml and ZONE_NAMES[zone] not in style.skip_zones
-        )
+        small = _sphere_ml(radius) < style.min_lesion_ml  # the volume after the one-voxel floor
+        labelled = not small and ZONE_NAMES[zone] not in style.skip_zones
         for blob_centre, blob_radius in blobs:
             box, distance_mm = _ellipsoid_distance(shape, blob_centre, blob_radius, s, style.border_mm, rng)
             soft = _ramp(distance_mm, s)
