@@ -1,6 +1,7 @@
 """How far each synthetic center's raters are from the true lesions, and from each other.
 
-    .venv/bin/python benchmarks/annotation_agreement.py [--preset quick] [--subjects 4] [--set KEY=VALUE ...]
+    .venv/bin/python benchmarks/annotation_agreement.py [--preset quick] [--config benchmarks/raters.yaml] \
+        [--subjects 4] [--set KEY=VALUE ...]
 
 For each center of the preset, the first N subjects' cases are generated twice: with the center's
 annotation style (what ``mscl prepare --synthetic`` stores) and with the default style (the true lesions).
@@ -13,6 +14,7 @@ inter-rater Dice for MS lesions is far from 1, mostly through borders and small 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +62,7 @@ def mean_dice(first: list[np.ndarray], second: list[np.ndarray], cfg: Experiment
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quick")
+    parser.add_argument("--config", type=Path, help="YAML layer with the styles, e.g. benchmarks/raters.yaml")
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument(
         "--set",
@@ -70,7 +73,7 @@ def main() -> None:
         help="override a setting, e.g. synthetic.centers.BWH.annotation.border_mm=1 (repeatable)",
     )
     args = parser.parse_args()
-    cfg = load_config(args.preset, overrides=args.overrides)
+    cfg = load_config(args.preset, args.config, overrides=args.overrides)
     styles = {name: profile.annotation for name, profile in cfg.synthetic.centers.items()}
     print(
         f"{'center':8} {'border mm':>9} {'min mL':>6} {'skips':<14} {'labelled/true mL':>17} "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from mscl.config import load_config
 from mscl.data.synthetic.acquisition import TissueFractions, acquire, bias_field, rician, smooth_field
-from mscl.data.synthetic.profiles import FLAIR, T2W, CenterProfile, shipped_centers
+from mscl.data.synthetic.profiles import FLAIR, T2W, AnnotationStyle, CenterProfile, shipped_centers
 from mscl.errors import ConfigError
 
 CENTERS = shipped_centers()
@@ -29,6 +31,17 @@ def test_every_preset_carries_the_shipped_centers_and_a_center_is_changed_by_an_
     cfg = load_config("tiny", overrides=["synthetic.centers.Milan.noise=0.07"])
     assert cfg.synthetic.centers["Milan"].noise == 0.07
     assert list(cfg.synthetic.centers) == list(CENTERS)  # the others kept, in order
+
+
+def test_shipped_raters_label_the_true_lesions_and_the_earlier_styles_layer_on_any_preset() -> None:
+    assert all(c.annotation == AnnotationStyle() for c in CENTERS.values())
+    raters = Path(__file__).parents[3] / "benchmarks" / "raters.yaml"
+    for preset in ("tiny", "quick"):
+        centers = load_config(preset, raters).synthetic.centers
+        styled = {name for name, profile in centers.items() if profile.annotation != AnnotationStyle()}
+        assert styled == {"Karo", "Rennes", "NIH", "Montp", "UCSF", "AMU"}
+        assert centers["UCSF"].annotation == AnnotationStyle(border_mm=-0.5, min_lesion_ml=0.05)
+        assert centers["UCSF"].model_copy(update={"annotation": AnnotationStyle()}) == CENTERS["UCSF"]
 
 
 def test_the_center_profiles_are_not_mlflow_params() -> None:
